@@ -1,0 +1,26 @@
+"""Shared command-line plumbing: one-line errors, non-zero exits."""
+
+from __future__ import annotations
+
+import sys
+from typing import Callable
+
+from lakehouse.errors import UserError
+from lakehouse.lake import LakeObjectMissing
+from lakehouse.localdb import LocalDbError
+from lakehouse.warehouse import WarehouseConfigError
+
+
+def run_cli(main: Callable[[list[str] | None], int], argv: list[str] | None = None) -> int:
+    """Run a CLI main; known errors become `error: ...` on stderr and exit code 2."""
+    try:
+        return main(argv) or 0
+    except LakeObjectMissing as exc:
+        print(f"error: {exc}; generate it (`python -m loaders generate --year Y`) or upload it "
+              "to the lake's bronze zone, and check LAKE_URL", file=sys.stderr)
+    except (UserError, LocalDbError, WarehouseConfigError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("error: interrupted; nothing was published (re-run the command)", file=sys.stderr)
+        return 130
+    return 2

@@ -1,0 +1,167 @@
+"""The one way every part reaches the data lake: `LAKE_URL`.
+
+`LAKE_URL` is a local folder (default `data/lake`) or `s3://bucket/prefix`. S3 goes through
+boto3's own configuration chain (AWS_ACCESS_KEY_ID, AWS_DEFAULT_REGION, AWS_ENDPOINT_URL, ...),
+so MinIO and moto's server work unchanged. Keys are lake-relative paths such as
+`01_bronze/2018.csv`; the zone layout lives in `bronze_key` & co.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Iterator
+
+DEFAULT_LAKE_URL = "data/lake"
+
+
+def bronze_key(year: int) -> str:
+    return f"01_bronze/{year}.csv"
+
+
+def labels_key(year: int) -> str:
+    return f"00_labels/{year}.json"
+
+
+def silver_key(year: int) -> str:
+    return f"02_silver/year/{year}/{year}_02_silver.parquet"
+
+
+def gold_key(year: int) -> str:
+    return f"03_gold/agg_dep_delay_by_date/year/{year}/{year}_03_gold.parquet"
+
+
+class LakeObjectMissing(FileNotFoundError):
+    def __init__(self, uri: str):
+        super().__init__(f"{uri} does not exist in the lake")
+        self.uri = uri
+
+
+@dataclass(frozen=True)
+class Lake:
+    url: str
+
+    @classmethod
+    def from_env(cls) -> "Lake":
+        return cls(os.environ.get("LAKE_URL") or DEFAULT_LAKE_URL)
+
+    @property
+    def is_s3(self) -> bool:
+        return self.url.startswith("s3://")
+
+    def _bucket_prefix(self) -> tuple[str, str]:
+        rest = self.url[len("s3://"):]
+        bucket, _, prefix = rest.partition("/")
+        return bucket, prefix.strip("/")
+
+    def _s3_key(self, key: str) -> str:
+        _, prefix = self._bucket_prefix()
+        return f"{prefix}/{key}" if prefix else key
+
+    def _path(self, key: str) -> Path:
+        return Path(self.url) / key
+
+    def uri(self, key: str) -> str:
+        if self.is_s3:
+            bucket, _ = self._bucket_prefix()
+            return f"s3://{bucket}/{self._s3_key(key)}"
+        return str(self._path(key))
+
+    @staticmethod
+    def _client():
+        import boto3  # imported lazily: local lakes never pay for it
+
+        return boto3.client("s3")
+
+    def size(self, key: str) -> int:
+        """Object size in bytes; raises LakeObjectMissing when it is not there."""
+        if self.is_s3:
+            import botocore.exceptions
+
+            bucket, _ = self._bucket_prefix()
+            try:
+                head = self._client().head_object(Bucket=bucket, Key=self._s3_key(key))
+            except botocore.exceptions.ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                    raise LakeObjectMissing(self.uri(key)) from None
+                raise
+            return int(head["ContentLength"])
+        path = self._path(key)
+        if not path.is_file():
+            raise LakeObjectMissing(self.uri(key))
+        return path.stat().st_size
+
+    def exists(self, key: str) -> bool:
+        try:
+            self.size(key)
+        except LakeObjectMissing:
+            return False
+        return True
+
+    @contextlib.contextmanager
+    def open_read(self, key: str) -> Iterator[BinaryIO]:
+        """A streaming binary reader; never downloads the whole object first."""
+        if self.is_s3:
+            import botocore.exceptions
+
+            bucket, _ = self._bucket_prefix()
+            try:
+                obj = self._client().get_object(Bucket=bucket, Key=self._s3_key(key))
+            except botocore.exceptions.ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                    raise LakeObjectMissing(self.uri(key)) from None
+                raise
+            body = obj["Body"]
+            try:
+                yield body
+            finally:
+                body.close()
+        else:
+            path = self._path(key)
+            if not path.is_file():
+                raise LakeObjectMissing(self.uri(key))
+            with open(path, "rb") as fh:
+                yield fh
+
+    @contextlib.contextmanager
+    def open_write(self, key: str) -> Iterator[BinaryIO]:
+        """A binary writer that publishes the object only when the block succeeds.
+
+        Local: a temp file in the target folder renamed into place (atomic). S3: a temp file
+        uploaded with boto3's multipart transfer on success (S3 PUTs are atomic per object).
+        """
+        if self.is_s3:
+            bucket, _ = self._bucket_prefix()
+            with tempfile.TemporaryFile() as tmp:
+                yield tmp
+                tmp.flush()
+                tmp.seek(0)
+                self._client().upload_fileobj(tmp, bucket, self._s3_key(key))
+        else:
+            path = self._path(key)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+            try:
+                with os.fdopen(fd, "wb") as tmp:
+                    yield tmp
+                os.replace(tmp_name, path)
+            except BaseException:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp_name)
+                raise
+
+    def put_file(self, local_path: str | os.PathLike, key: str) -> None:
+        with open(local_path, "rb") as src, self.open_write(key) as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+
+    def delete(self, key: str) -> None:
+        if self.is_s3:
+            bucket, _ = self._bucket_prefix()
+            self._client().delete_object(Bucket=bucket, Key=self._s3_key(key))
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                self._path(key).unlink()

@@ -1,0 +1,48 @@
+"""`python -m loaders generate|load|export ...`"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from lakehouse.cli import run_cli
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m loaders", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    gen = sub.add_parser("generate", help="write a synthetic Kaggle-format year to LAKE_URL/01_bronze/Y.csv")
+    gen.add_argument("--year", type=int, required=True)
+    gen.add_argument("--rows", type=int, default=7_200_000, help="data lines (default %(default)s, a real year)")
+    gen.add_argument("--seed", type=int, default=42)
+    gen.add_argument("--no-disruptions", action="store_true", help="a clean year: inject no disruption days")
+    gen.add_argument("--json", action="store_true", help="print a JSON summary")
+
+    load = sub.add_parser("load", help="stream LAKE_URL/01_bronze/Y.csv into staging.flights")
+    load.add_argument("--year", type=int, required=True)
+    load.add_argument("--json", action="store_true", help="print one JSON summary object")
+
+    exp = sub.add_parser("export", help="write the year's silver and gold as Parquet to the lake")
+    exp.add_argument("--year", type=int, required=True)
+    exp.add_argument("--json", action="store_true", help="print a JSON summary")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "generate":
+        from loaders.generate import cli_generate
+
+        return cli_generate(args)
+    if args.command == "load":
+        from loaders.load import cli_load
+
+        return cli_load(args)
+    from loaders.export import cli_export
+
+    return cli_export(args)
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))

@@ -1,0 +1,64 @@
+-- The staging schema: owned by loaders/ (nothing else writes here). Idempotent.
+-- staging.flights keeps every bronze field as raw text, exactly as it was in the file, so that
+-- no value is lost or guessed at load time; dbt does the typed casts and the reject policy.
+-- It is list-partitioned by year so a reload swaps one year's partition atomically.
+create schema if not exists staging;
+
+create table if not exists staging.load_audit (
+    load_id       uuid        primary key,
+    year          integer     not null,
+    source_uri    text        not null,
+    bytes         bigint,
+    lines_read    bigint,
+    rows_loaded   bigint,
+    rows_rejected bigint,
+    status        text        not null check (status in ('running', 'succeeded', 'failed')),
+    error         text,
+    started_at    timestamptz not null default now(),
+    finished_at   timestamptz,
+    constraint lines_add_up check (
+        status <> 'succeeded' or lines_read = rows_loaded + rows_rejected
+    )
+);
+
+create table if not exists staging.flights (
+    year                 integer not null,
+    load_id              uuid    not null,
+    line_no              bigint  not null,
+    fl_date              text,
+    op_carrier           text,
+    op_carrier_fl_num    text,
+    origin               text,
+    dest                 text,
+    crs_dep_time         text,
+    dep_time             text,
+    dep_delay            text,
+    taxi_out             text,
+    wheels_off           text,
+    wheels_on            text,
+    taxi_in              text,
+    crs_arr_time         text,
+    arr_time             text,
+    arr_delay            text,
+    cancelled            text,
+    cancellation_code    text,
+    diverted             text,
+    crs_elapsed_time     text,
+    actual_elapsed_time  text,
+    air_time             text,
+    distance             text,
+    carrier_delay        text,
+    weather_delay        text,
+    nas_delay            text,
+    security_delay       text,
+    late_aircraft_delay  text,
+    unnamed_27           text
+) partition by list (year);
+
+create table if not exists staging.flights_rejected (
+    year      integer not null,
+    load_id   uuid    not null,
+    line_no   bigint  not null,
+    raw_line  text    not null,
+    reason    text    not null
+) partition by list (year);
