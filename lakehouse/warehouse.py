@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 import psycopg
+import psycopg.sql
 
 from lakehouse import localdb
 
@@ -40,8 +41,22 @@ def apply_env() -> dict[str, str]:
     return env
 
 
-def connect(**kwargs) -> psycopg.Connection:
-    """A new psycopg connection to the warehouse; keyword arguments go to psycopg.connect."""
+# Least-privilege roles (created by the warehouse roles script when the operator runs it).
+# Each part asks for its own; when the role does not exist the session user is used as is.
+PART_ROLES = {
+    "loader": "lakehouse_loader",
+    "transform": "lakehouse_transform",
+    "ml": "lakehouse_ml",
+    "reader": "lakehouse_reader",
+}
+
+
+def connect(part: str | None = None, **kwargs) -> psycopg.Connection:
+    """A new psycopg connection to the warehouse, acting as `part`'s role when it exists.
+
+    `part` is one of PART_ROLES (`loader`, `transform`, `ml`, `reader`); keyword arguments
+    go to psycopg.connect.
+    """
     env = libpq_env()
     params = {
         "host": env.get("PGHOST"),
@@ -52,4 +67,18 @@ def connect(**kwargs) -> psycopg.Connection:
     if env.get("PGPASSWORD"):
         params["password"] = env["PGPASSWORD"]
     params = {k: v for k, v in params.items() if v}
-    return psycopg.connect(**params, **kwargs)
+    conn = psycopg.connect(**params, **kwargs)
+    if part is not None:
+        _assume_role(conn, PART_ROLES[part])
+    return conn
+
+
+def _assume_role(conn: psycopg.Connection, role: str) -> None:
+    row = conn.execute(
+        "select pg_has_role(current_user, oid, 'MEMBER') from pg_roles where rolname = %s",
+        (role,),
+    ).fetchone()
+    if row and row[0]:
+        conn.execute(psycopg.sql.SQL("set role {}").format(psycopg.sql.Identifier(role)))
+    if not conn.autocommit:
+        conn.commit()
