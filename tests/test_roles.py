@@ -1,0 +1,208 @@
+"""Least-privilege roles: each part can do its own job and nothing else.
+
+Roles are cluster-wide and `warehouse.connect(part=...)` switches to a part's role whenever it
+exists, so these tests run in a cluster of their own: creating the roles in the session's
+shared cluster would change what every later test's connections may do.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from lakehouse import localdb, roles
+from lakehouse.warehouse import connect
+
+REPO = Path(__file__).resolve().parents[1]
+STAGING_SQL = REPO / "loaders" / "sql" / "staging_schema.sql"
+DENIED = psycopg.errors.InsufficientPrivilege
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def roles_cluster():
+    base = Path(tempfile.mkdtemp(prefix="lakehouse-test-roles-"))
+    os.chmod(base, 0o755)
+    cluster = localdb.start(base / "pg", port=_free_port())
+    try:
+        yield cluster
+    finally:
+        localdb.destroy(base / "pg")
+        subprocess.run(["rm", "-rf", str(base)])
+
+
+@pytest.fixture
+def db(roles_cluster, monkeypatch, request):
+    """A fresh database in the roles cluster, PG* pointing at it, roles not yet applied."""
+    name = "r_" + request.node.name[:40].lower().replace("[", "_").replace("]", "")
+    env = roles_cluster.env()
+    with psycopg.connect(host=env["PGHOST"], port=env["PGPORT"], user=env["PGUSER"],
+                         dbname="postgres", autocommit=True) as admin:
+        admin.execute(f'drop database if exists "{name}"')
+        admin.execute(f'create database "{name}"')
+    monkeypatch.delenv("PGPASSWORD", raising=False)
+    for key, value in {**env, "PGDATABASE": name}.items():
+        monkeypatch.setenv(key, value)
+    return name
+
+
+def _part(part: str) -> psycopg.Connection:
+    conn = connect(part=part, autocommit=True)
+    assert conn.execute("select current_user").fetchone()[0] == f"lakehouse_{part}"
+    return conn
+
+
+def _build_all_parts():
+    """Each part creates its own tables as its own role, the way the pipeline does."""
+    with _part("loader") as c:
+        c.execute(STAGING_SQL.read_text())
+        c.execute("insert into staging.load_audit (load_id, year, source_uri, status) "
+                  "values (gen_random_uuid(), 2018, 'x', 'running')")
+    with _part("transform") as c:
+        c.execute("create table silver.flights as select 1 as id")
+        c.execute("create table gold.agg_dep_delay_by_date as "
+                  "select count(*) as n from staging.load_audit")
+    with _part("ml") as c:
+        c.execute("create table ml.dep_delay_anomalies as "
+                  "select n, true as is_anomaly from gold.agg_dep_delay_by_date")
+    with _part("transform") as c:
+        c.execute("create view gold.daily_delay_anomalies as select g.n, a.is_anomaly "
+                  "from gold.agg_dep_delay_by_date g join ml.dep_delay_anomalies a using (n)")
+
+
+def test_apply_is_idempotent_and_schemas_belong_to_their_part(db):
+    for _ in range(2):
+        assert roles.apply() == ["lakehouse_loader", "lakehouse_ml", "lakehouse_reader",
+                                 "lakehouse_transform"]
+    with connect(autocommit=True) as c:
+        owners = dict(c.execute(
+            "select nspname, pg_get_userbyid(nspowner) from pg_namespace "
+            "where nspname in ('staging', 'silver', 'gold', 'ml')").fetchall())
+        assert owners == {"staging": "lakehouse_loader", "silver": "lakehouse_transform",
+                          "gold": "lakehouse_transform", "ml": "lakehouse_ml"}
+        logins = dict(c.execute("select rolname, rolcanlogin from pg_roles "
+                                "where rolname like 'lakehouse\\_%'").fetchall())
+        assert logins == dict.fromkeys(roles.PART_ROLES.values(), False)
+        members = {r for (r,) in c.execute(
+            "select m.roleid::regrole::text from pg_auth_members m "
+            "where m.member = current_user::regrole").fetchall()}
+        assert members == set(roles.PART_ROLES.values())
+
+
+def test_reader_reads_gold_and_ml_but_cannot_write_or_read_staging(db):
+    roles.apply()
+    _build_all_parts()
+    with _part("reader") as c:
+        assert c.execute("select n from gold.agg_dep_delay_by_date").fetchone() == (1,)
+        assert c.execute("select count(*) from ml.dep_delay_anomalies").fetchone() == (1,)
+        assert c.execute("select is_anomaly from gold.daily_delay_anomalies").fetchone() == (True,)
+        for stmt in (
+            "select * from staging.load_audit",
+            "select * from silver.flights",
+            "insert into gold.agg_dep_delay_by_date values (2)",
+            "update ml.dep_delay_anomalies set is_anomaly = false",
+            "delete from gold.agg_dep_delay_by_date",
+            "create table gold.sneaky (a int)",
+            "create table ml.sneaky (a int)",
+            "create table public.sneaky (a int)",
+            "drop view gold.daily_delay_anomalies",
+            "create schema sneaky",
+        ):
+            with pytest.raises(DENIED):
+                c.execute(stmt)
+
+
+def test_loader_cannot_touch_silver_or_gold(db):
+    roles.apply()
+    _build_all_parts()
+    with _part("loader") as c:
+        c.execute("insert into staging.load_audit (load_id, year, source_uri, status) "
+                  "values (gen_random_uuid(), 2019, 'y', 'running')")
+        for stmt in (
+            "select * from silver.flights",
+            "select * from gold.agg_dep_delay_by_date",
+            "insert into gold.agg_dep_delay_by_date values (2)",
+            "create table silver.sneaky (a int)",
+            "create table gold.sneaky (a int)",
+            "drop table gold.agg_dep_delay_by_date",
+            "select * from ml.dep_delay_anomalies",
+        ):
+            with pytest.raises(DENIED):
+                c.execute(stmt)
+    with _part("ml") as c:
+        c.execute("insert into ml.dep_delay_anomalies values (5, false)")
+        for stmt in ("select * from staging.flights", "select * from silver.flights",
+                     "insert into gold.agg_dep_delay_by_date values (2)"):
+            with pytest.raises(DENIED):
+                c.execute(stmt)
+    with _part("transform") as c:
+        # dbt's table swap: replace a gold table it owns, and later readers still see it.
+        c.execute("drop view gold.daily_delay_anomalies")
+        c.execute("drop table gold.agg_dep_delay_by_date")
+        c.execute("create table gold.agg_dep_delay_by_date as select 7 as n")
+        with pytest.raises(DENIED):
+            c.execute("insert into staging.load_audit (load_id, year, source_uri, status) "
+                      "values (gen_random_uuid(), 2020, 'z', 'running')")
+    with _part("reader") as c:
+        assert c.execute("select n from gold.agg_dep_delay_by_date").fetchone() == (7,)
+
+
+def test_tables_made_before_the_roles_are_handed_to_their_part(db):
+    with connect(autocommit=True) as c:  # the session user, before any role exists
+        c.execute(STAGING_SQL.read_text())
+        c.execute("create schema gold")
+        c.execute("create table gold.agg_dep_delay_by_date (n int)")
+    roles.apply()
+    with _part("loader") as c:
+        c.execute("drop table staging.load_audit")  # only an owner may
+        c.execute(STAGING_SQL.read_text())
+    with _part("reader") as c:
+        assert c.execute("select count(*) from gold.agg_dep_delay_by_date").fetchone() == (0,)
+    with connect(autocommit=True) as c:  # session user without SET ROLE, e.g. dbt sans DBT_ROLE
+        c.execute("create table gold.made_by_session_user as select 1 as n")
+    with _part("reader") as c:
+        assert c.execute("select n from gold.made_by_session_user").fetchone() == (1,)
+
+
+def test_superset_login_is_read_only_and_password_is_stored_hashed(db, monkeypatch):
+    monkeypatch.setenv("LAKEHOUSE_SUPERSET_PASSWORD", "only-in-the-environment")
+    out = subprocess.run(
+        [sys.executable, "-m", "lakehouse.roles", "apply", "--superset-login"],
+        capture_output=True, text=True, cwd=REPO,
+    )
+    assert out.returncode == 0, out.stderr
+    _build_all_parts()
+    with connect(autocommit=True) as c:
+        stored = c.execute("select rolpassword from pg_authid "
+                           "where rolname = 'lakehouse_superset'").fetchone()[0]
+        assert stored.startswith("SCRAM-SHA-256$") and "only-in" not in stored
+    env = {k: os.environ[k] for k in ("PGHOST", "PGPORT", "PGDATABASE")}
+    with psycopg.connect(host=env["PGHOST"], port=env["PGPORT"], dbname=env["PGDATABASE"],
+                         user="lakehouse_superset", autocommit=True) as c:
+        assert c.execute("select count(*) from gold.daily_delay_anomalies").fetchone() == (1,)
+        with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+            c.execute("create temp table t (a int)")
+        c.execute("set default_transaction_read_only = off")  # the grants still hold
+        with pytest.raises(DENIED):
+            c.execute("insert into gold.agg_dep_delay_by_date values (3)")
+
+
+def test_cli_error_is_one_line(db, monkeypatch):
+    monkeypatch.setenv("PGDATABASE", "no_such_database")
+    out = subprocess.run([sys.executable, "-m", "lakehouse.roles", "apply"],
+                         capture_output=True, text=True, cwd=REPO)
+    assert out.returncode == 2
+    assert out.stderr.count("\n") == 1 and "no_such_database" in out.stderr
+    assert "PGDATABASE" in out.stderr
