@@ -20,6 +20,7 @@ export DO_NOT_TRACK := 1
 WITH_DB = if [ -z "$$PGHOST" ]; then $(PY) -m lakehouse.localdb start && eval "$$($(PY) -m lakehouse.localdb env)"; fi;
 
 .PHONY: help venv db-start db-stop db-env demo test lint bench-load clean
+.PHONY: dbt-profile dbt-parse dbt-build docs bench-dbt
 
 help:
 	@echo "make demo        generate a sample year ($(ROWS) rows; ROWS=7200000 for a full year) and run the pipeline"
@@ -28,6 +29,10 @@ help:
 	@echo "make db-stop     stop it"
 	@echo "eval \"\$$(make -s db-env)\"   export the local PG* variables into your shell"
 	@echo "make bench-load  loader benchmark (ROWS=7200000 by default)"
+	@echo "make dbt-build   dbt build (silver + gold + tests) for YEAR=$(YEAR) (YEAR= builds every loaded year)"
+	@echo "make dbt-parse   write dbt_project/target/manifest.json (no database needed; Cosmos renders from it)"
+	@echo "make docs        generate and serve the dbt docs on DOCS_PORT (default 8081)"
+	@echo "make bench-dbt   dbt benchmark vs hand-written SQL (BENCH_ROWS=7200000 by default)"
 
 venv: $(VENV)/.synced
 
@@ -47,10 +52,12 @@ db-stop: venv
 db-env: venv
 	@$(PY) -m lakehouse.localdb env
 
-demo: venv
+demo: venv dbt-profile
 	@$(WITH_DB) set -e; \
 	$(PY) -m loaders generate --year $(YEAR) --rows $(ROWS) --seed $(SEED); \
-	$(PY) -m loaders load --year $(YEAR)
+	$(PY) -m loaders load --year $(YEAR); \
+	$(DBT) build --project-dir dbt_project --vars '{year: $(YEAR)}'; \
+	$(PY) -m loaders export --year $(YEAR)
 
 test: venv
 	$(PY) -m pytest
@@ -60,6 +67,31 @@ lint: venv
 
 bench-load: venv
 	@$(WITH_DB) $(PY) bench/bench_load.py --rows $${BENCH_ROWS:-7200000}
+
+# dbt reads profiles.yml.example (PG* variables, no password) copied into DBT_PROFILES_DIR;
+# a profiles dir of the user's own choosing is never overwritten.
+DBT := $(VENV)/bin/dbt
+DBT_YEAR_VARS = $(if $(strip $(YEAR)),--vars '{year: $(YEAR)}',)
+DOCS_PORT ?= 8081
+
+$(CURDIR)/.local/dbt/profiles.yml: profiles.yml.example
+	@mkdir -p $(@D) && cp $< $@
+
+dbt-profile: $(if $(filter $(CURDIR)/.local/dbt,$(DBT_PROFILES_DIR)),$(CURDIR)/.local/dbt/profiles.yml)
+	@test -f "$(DBT_PROFILES_DIR)/profiles.yml" || { echo "error: no profiles.yml in DBT_PROFILES_DIR=$(DBT_PROFILES_DIR): copy profiles.yml.example there"; exit 2; }
+
+dbt-parse: venv dbt-profile
+	$(DBT) parse --project-dir dbt_project
+
+dbt-build: venv dbt-profile
+	@$(WITH_DB) $(DBT) build --project-dir dbt_project $(DBT_YEAR_VARS)
+
+docs: venv dbt-profile
+	@$(WITH_DB) $(DBT) docs generate --project-dir dbt_project && \
+	$(DBT) docs serve --project-dir dbt_project --port $(DOCS_PORT) --no-browser
+
+bench-dbt: venv dbt-profile
+	@$(WITH_DB) $(PY) bench/bench_dbt.py --rows $${BENCH_ROWS:-7200000}
 
 clean:
 	rm -rf .pytest_cache .ruff_cache dbt_project/target dbt_project/logs

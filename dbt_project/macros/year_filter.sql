@@ -1,0 +1,20 @@
+{#- The year being built: `--vars '{year: 2018}'` builds one year; without the var every
+    year present in staging is (re)built. Incremental models replace whole years, so building
+    year B never touches the rows of year A. -#}
+{% macro build_year() -%}
+    {%- set raw = var('year', none) -%}
+    {%- if raw is none or raw == '' -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- set text = raw | string | trim -%}
+    {%- if not (text | length == 4 and text.isdigit()) -%}
+        {{ exceptions.raise_compiler_error("var 'year' must be a four-digit year such as 2018, got '" ~ raw ~ "': pass --vars '{year: 2018}'") }}
+    {%- endif -%}
+    {{ return(text | int) }}
+{%- endmacro %}
+
+{#- A WHERE condition restricting `column` to the year being built (or to every year). -#}
+{% macro year_condition(column='year') -%}
+    {%- set y = build_year() -%}
+    {%- if y is none -%} true {%- else -%} {{ column }} = {{ y }} {%- endif -%}
+{%- endmacro %}

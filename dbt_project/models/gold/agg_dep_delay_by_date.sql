@@ -1,0 +1,64 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key='year',
+        on_schema_change='append_new_columns',
+        tags=['gold'],
+        indexes=[{'columns': ['origin', 'fl_date'], 'unique': true}, {'columns': ['fl_date']}],
+        post_hook=['analyze {{ this }}'],
+    )
+}}
+{#- Departure delay per airport and day. The delay sum is taken in numeric so it is exact and
+    independent of row order (float addition is not associative, and parallel plans change the
+    order); the mean is then one float division, reproducible anywhere as float(sum) / n. -#}
+with
+
+flights as (
+    select * from {{ ref('flights') }}
+    where {{ year_condition() }}
+),
+
+daily as (
+    select
+        year,
+        origin,
+        fl_date,
+        count(*) as scheduled_flights,
+        count(*) filter (where is_cancelled) as cancelled_flights,
+        count(*) filter (where is_diverted) as diverted_flights,
+        count(*) filter (where not is_cancelled and dep_delay is not null) as flights,
+        sum(dep_delay::numeric) filter (where not is_cancelled and dep_delay is not null)
+            as total_dep_delay,
+        count(*) filter (where not is_cancelled and dep_delay >= 15) as delayed_15_flights,
+        max(dep_delay) filter (where not is_cancelled) as max_dep_delay,
+        percentile_cont(array[0.5, 0.9]) within group (order by dep_delay)
+            filter (where not is_cancelled and dep_delay is not null) as dep_delay_percentiles
+    from flights
+    group by year, origin, fl_date
+),
+
+final as (
+    select
+        origin || to_char(fl_date, 'YYYYMMDD') as id,
+        origin,
+        fl_date,
+        year::integer as year,
+        flights::integer as flights,
+        (total_dep_delay::double precision / nullif(flights, 0)::double precision)
+            as mean_dep_delay,
+        coalesce(total_dep_delay, 0)::double precision as total_dep_delay,
+        scheduled_flights::integer as scheduled_flights,
+        cancelled_flights::integer as cancelled_flights,
+        (cancelled_flights::double precision / scheduled_flights::double precision) as cancel_rate,
+        diverted_flights::integer as diverted_flights,
+        dep_delay_percentiles[1] as p50_dep_delay,
+        dep_delay_percentiles[2] as p90_dep_delay,
+        delayed_15_flights::integer as delayed_15_flights,
+        (delayed_15_flights::double precision / nullif(flights, 0)::double precision)
+            as share_delayed_15,
+        max_dep_delay
+    from daily
+)
+
+select * from final
