@@ -62,3 +62,22 @@ create table if not exists staging.flights_rejected (
     raw_line  text    not null,
     reason    text    not null
 ) partition by list (year);
+
+-- Columns added after the first release, so old warehouses upgrade by re-running this file
+-- (every load does). Guarded instead of `add column if not exists` because ALTER TABLE locks
+-- the audit table even when there is nothing to do, which would queue a load behind another
+-- year's load that has touched the audit table in its open transaction.
+-- pid: the backend of a running load, so a later load can tell a crashed one (its backend is
+-- gone) from one still waiting for the year's lock. seconds: wall time of the load.
+do $$
+begin
+    if not exists (select from pg_attribute where attrelid = 'staging.load_audit'::regclass
+                   and attname = 'pid' and not attisdropped) then
+        alter table staging.load_audit add column pid integer;
+    end if;
+    if not exists (select from pg_attribute where attrelid = 'staging.load_audit'::regclass
+                   and attname = 'seconds' and not attisdropped) then
+        alter table staging.load_audit add column seconds double precision;
+    end if;
+end
+$$;
