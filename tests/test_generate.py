@@ -283,3 +283,12 @@ def test_writes_to_s3(s3_lake):
     assert len(body) == summary["bytes"]
     labels = json.loads(s3.get_object(Bucket=bucket, Key="lake/00_labels/2013.json")["Body"].read())
     assert labels["rows"] == 8_000 and len(labels["disruptions"]) == summary["disruptions"]
+
+
+def test_unwritable_s3_lake_is_a_one_line_error(s3_lake, monkeypatch):
+    monkeypatch.setenv("LAKE_URL", "s3://no-such-bucket-h1/lake")
+    proc = run_cli("--year", "2013", "--rows", "500")
+    assert proc.returncode == 2, proc.stderr
+    line = proc.stderr.strip()
+    assert "\n" not in line and "s3://no-such-bucket-h1/lake/01_bronze/2013.csv" in line
+    assert "LAKE_URL" in line
