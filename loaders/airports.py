@@ -40,8 +40,8 @@ RANKED_IATA = tuple(_RANKED_IATA_TEXT.split())
 # (code, share of all US flights in 2018, kind). Regionals fly for the mainline carriers and
 # dominate the small airports.
 CARRIERS: tuple[tuple[str, float, str], ...] = (
-    ("WN", 0.185, "mainline"), ("DL", 0.130, "mainline"), ("AA", 0.130, "mainline"),
-    ("OO", 0.110, "regional"), ("UA", 0.090, "mainline"), ("YX", 0.045, "regional"),
+    ("WN", 0.150, "mainline"), ("DL", 0.130, "mainline"), ("AA", 0.130, "mainline"),
+    ("OO", 0.140, "regional"), ("UA", 0.090, "mainline"), ("YX", 0.045, "regional"),
     ("MQ", 0.045, "regional"), ("B6", 0.042, "mainline"), ("OH", 0.040, "regional"),
     ("AS", 0.035, "mainline"), ("9E", 0.035, "regional"), ("YV", 0.033, "regional"),
     ("EV", 0.030, "regional"), ("NK", 0.026, "lowcost"), ("F9", 0.018, "lowcost"),
@@ -53,7 +53,7 @@ HUBS: dict[str, tuple[str, ...]] = {
     "AA": ("DFW", "CLT", "PHL", "MIA", "PHX", "ORD", "DCA", "LAX", "JFK"),
     "UA": ("ORD", "DEN", "IAH", "EWR", "SFO", "IAD", "LAX"),
     "WN": ("MDW", "DAL", "HOU", "BWI", "LAS", "DEN", "PHX", "OAK", "SJC", "SMF", "SAN", "BNA",
-           "AUS", "STL", "MCO", "BUR", "MSY", "TPA", "FLL"),
+           "AUS", "STL", "MCO", "BUR", "MSY", "TPA", "FLL", "LAX"),
     "B6": ("JFK", "BOS", "FLL", "MCO", "LGB", "SJU"),
     "AS": ("SEA", "PDX", "ANC", "SFO", "LAX", "SAN"),
     "NK": ("FLL", "LAS", "DTW", "ORD", "MCO"),
@@ -104,18 +104,72 @@ def _great_circle_miles(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
     return np.rint(2 * 6371.0 * np.arcsin(np.sqrt(np.clip(h, 0, 1))) * _MILES_PER_KM).astype(np.int64)
 
 
-def _destination_probabilities(weights: np.ndarray, miles: np.ndarray) -> np.ndarray:
-    # Gravity model: big airports attract, distance repels, a floor keeps transcontinental
-    # hub-to-hub routes; hardly anyone flies under 60 miles.
+# Islands and Alaska connect to the mainland only through a few gateways; without this a
+# gravity model sends Bethel's handful of flights to Atlanta.
+_GATEWAYS = {
+    "hawaii": {"LAX", "SFO", "SEA", "PDX", "SJC", "OAK", "SAN", "LAS", "PHX", "DEN", "ORD",
+               "DFW", "ATL", "JFK", "SMF", "HNL", "OGG", "KOA", "LIH"},
+    "alaska": {"SEA", "PDX", "MSP", "DEN", "ORD", "LAX", "SFO", "PHX", "LAS", "SLC", "ATL",
+               "ANC", "FAI", "JNU", "KTN"},
+    "caribbean": {"ATL", "CLT", "MIA", "FLL", "MCO", "TPA", "JFK", "EWR", "PHL", "BOS", "IAD",
+                  "ORD", "DFW", "IAH", "BWI", "SJU", "STT", "STX"},
+    "pacific": {"HNL", "GUM"},
+}
+
+
+def _region(state: str, tz: str) -> str:
+    if state == "Hawaii":
+        return "hawaii"
+    if state == "Alaska":
+        return "alaska"
+    if state in ("Puerto Rico", "Virgin Islands"):
+        return "caribbean"
+    if tz.startswith("Pacific/"):
+        return "pacific"
+    return "mainland"
+
+
+def _reachable(iata: list[str], regions: list[str]) -> np.ndarray:
+    """[origin, dest]: may a flight connect them at all."""
+    n = len(iata)
+    ok = np.ones((n, n), dtype=bool)
+    for i in range(n):
+        for j in range(n):
+            ri, rj = regions[i], regions[j]
+            if ri != rj:
+                remote = ri if ri != "mainland" else rj
+                gates = _GATEWAYS[remote]
+                ok[i, j] = iata[i] in gates and iata[j] in gates
+    return ok
+
+
+def _destination_probabilities(weights: np.ndarray, miles: np.ndarray, hubness: np.ndarray,
+                               reachable: np.ndarray) -> np.ndarray:
+    # Gravity model: big airports attract, distance repels (less so for hubs, whose networks
+    # span the country), and a floor toward the biggest hubs keeps transcontinental routes;
+    # nobody flies under 60 miles.
     attract = weights[None, :] ** 1.05
-    decay = np.exp(-miles / 900.0) + 0.12 * (weights[None, :] / weights.max()) ** 0.5
-    p = attract * decay
-    p[miles < 60] = 0.0
+    reach = (350 + 700 * hubness)[:, None]
+    big = np.arange(len(weights)) < 100
+    floor = (np.where(big, 0.12, 0.02)[:, None] * (weights[None, :] / weights.max()) ** 0.5
+             * np.exp(-miles / 2500))
+    p = attract * (np.exp(-miles / reach) + floor)
+    p[(miles < 60) | ~reachable] = 0.0
     np.fill_diagonal(p, 0.0)
     return p / p.sum(axis=1, keepdims=True)
 
 
-def _carrier_probabilities(iata: list[str], states: list[str], ranks: np.ndarray) -> np.ndarray:
+# Who flies in the remote regions at all, and which carrier dominates there.
+_REGION_CARRIERS = {
+    "hawaii": ({"HA", "UA", "AS", "AA", "DL", "WN"}, "HA", 8.0),
+    "alaska": ({"AS", "DL", "UA"}, "AS", 10.0),
+    "pacific": ({"UA"}, "UA", 1.0),
+    "caribbean": ({"B6", "NK", "AA", "DL", "UA", "WN", "F9", "OO", "9E"}, "B6", 2.0),
+}
+_HA_MAINLAND = ("LAX", "SFO", "SEA", "PDX", "SJC", "OAK", "SAN", "LAS", "PHX", "JFK")
+
+
+def _carrier_probabilities(iata: list[str], regions: list[str], ranks: np.ndarray) -> np.ndarray:
     codes = [c for c, _, _ in CARRIERS]
     base = np.array([s for _, s, _ in CARRIERS])
     kinds = [k for _, _, k in CARRIERS]
@@ -131,23 +185,14 @@ def _carrier_probabilities(iata: list[str], states: list[str], ranks: np.ndarray
         for hub in hubs:
             if hub in iata:
                 w[iata.index(hub), j] *= 6.0
-    g4 = codes.index("G4")
-    w[small, g4] *= 2.5
-    ha = codes.index("HA")
-    for i, (code, state) in enumerate(zip(iata, states)):
-        if state == "Hawaii":
-            keep = {"HA", "UA", "AS", "AA", "DL", "WN"}
-            for j, c in enumerate(codes):
-                if c not in keep:
-                    w[i, j] = 0.0
-            w[i, ha] *= 8.0
-        elif code not in ("LAX", "SFO", "SEA", "PDX", "SJC", "OAK", "SAN", "LAS", "PHX", "JFK"):
-            w[i, ha] = 0.0
-        if state == "Alaska":
-            for j, c in enumerate(codes):
-                if c not in ("AS", "DL", "UA"):
-                    w[i, j] = 0.0
-            w[i, codes.index("AS")] *= 10.0
+    w[small, codes.index("G4")] *= 2.5
+    for i, (code, region) in enumerate(zip(iata, regions)):
+        if region in _REGION_CARRIERS:
+            allowed, main, boost = _REGION_CARRIERS[region]
+            w[i, [j for j, c in enumerate(codes) if c not in allowed]] = 0.0
+            w[i, codes.index(main)] *= boost
+        elif code not in _HA_MAINLAND:
+            w[i, codes.index("HA")] = 0.0
     return w / w.sum(axis=1, keepdims=True)
 
 
@@ -176,8 +221,10 @@ def universe() -> Universe:
     ranks = np.arange(1, len(rows) + 1)
     weights = _rank_weights(len(rows))
     miles = _great_circle_miles(lat, lon)
-    dest_p = _destination_probabilities(weights, miles)
-    carrier_p = _carrier_probabilities(iata, states, ranks)
+    hubness = np.log(weights / weights.min()) / np.log(weights.max() / weights.min())
+    regions = [_region(r["subd"], r["tz"]) for r in rows]
+    dest_p = _destination_probabilities(weights, miles, hubness, _reachable(iata, regions))
+    carrier_p = _carrier_probabilities(iata, regions, ranks)
     return Universe(
         iata=np.array(iata),
         name=np.array([r["name"] for r in rows]),
@@ -187,7 +234,7 @@ def universe() -> Universe:
         lon=lon,
         tz=np.array([r["tz"] for r in rows]),
         daily_flights=weights,
-        hubness=np.log(weights / weights.min()) / np.log(weights.max() / weights.min()),
+        hubness=hubness,
         distance=miles,
         dest_cum=_cumulative(dest_p),
         carriers=np.array([c for c, _, _ in CARRIERS]),

@@ -313,7 +313,7 @@ def _flights(cal: _Year, uni: Universe, cond: _Conditions, counts: np.ndarray, l
     miles = uni.distance[origin, dest]
     hub_o, hub_d = uni.hubness[origin], uni.hubness[dest]
     air_sched = miles / 7.8 + 11
-    pad = (origin * 31 + dest * 17) % 7
+    pad = (origin * 31 + dest * 17) % 5  # a route keeps its schedule padding
     crs_elapsed = np.rint(air_sched + 13 + 5 * hub_o + 5 + 3 * hub_d + pad).astype(np.int64)
     shift = cal.utc_offset[day, dest] - cal.utc_offset[day, origin]
 
@@ -330,7 +330,7 @@ def _flights(cal: _Year, uni: Universe, cond: _Conditions, counts: np.ndarray, l
     wx = cond.weather[day, origin]
     taxi_out = 1 + np.rint(rng.gamma(4.0, (10 + 7 * hub_o + cond.taxi_extra[day, origin]) / 4))
     taxi_in = 1 + np.rint(rng.gamma(3.0, (4 + 4 * hub_d) / 3))
-    air_time = np.maximum(np.rint(air_sched * rng.normal(0.955, 0.035, n)), 8)
+    air_time = np.maximum(np.rint(air_sched * rng.normal(0.97, 0.035, n)), 8)
     taxi_out, taxi_in, air_time = (a.astype(np.int64) for a in (taxi_out, taxi_in, air_time))
     actual_elapsed = taxi_out + air_time + taxi_in
     arr_delay = dep_delay + actual_elapsed - crs_elapsed

@@ -292,3 +292,31 @@ def test_unwritable_s3_lake_is_a_one_line_error(s3_lake, monkeypatch):
     line = proc.stderr.strip()
     assert "\n" not in line and "s3://no-such-bucket-h1/lake/01_bronze/2013.csv" in line
     assert "LAKE_URL" in line
+
+
+def test_routes_and_carriers_are_plausible(year_200k):
+    import airportsdata
+
+    _, _, rows, _ = year_200k
+    known = airportsdata.load("IATA")
+    state = {code: known[code]["subd"] for r in rows for code in (r["ORIGIN"], r["DEST"])}
+    assert all(known[c]["country"] in ("US", "PR", "VI", "GU", "MP") for c in state)
+
+    distance: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for r in rows:
+        distance[(r["ORIGIN"], r["DEST"])].add(r["DISTANCE"])
+    assert all(len(v) == 1 for v in distance.values()), "a route has one distance"
+    assert all(distance[(b, a)] == v for (a, b), v in distance.items() if (b, a) in distance)
+    assert abs(float(distance[("JFK", "LAX")].pop()) - 2475) < 25
+
+    # Small Alaskan fields only reach Anchorage & co., never the lower 48 directly.
+    bush = [r for r in rows if r["ORIGIN"] in ("BET", "OME", "OTZ", "BRW", "DLG", "AKN")]
+    assert bush and all(state[r["DEST"]] == "Alaska" for r in bush)
+    hnl = Counter(r["OP_CARRIER"] for r in rows if r["ORIGIN"] == "HNL")
+    assert hnl.most_common(1)[0][0] == "HA"
+    atl = Counter(r["OP_CARRIER"] for r in rows if r["ORIGIN"] == "ATL")
+    assert atl.most_common(1)[0][0] == "DL"
+    # Hawaiian flies from Hawaii and a few West-coast gateways, nowhere else.
+    ha_origins = {r["ORIGIN"] for r in rows if r["OP_CARRIER"] == "HA"}
+    assert ha_origins and all(state[o] in ("Hawaii", "California", "Washington", "Oregon",
+                                           "Nevada", "Arizona", "New York") for o in ha_origins)
