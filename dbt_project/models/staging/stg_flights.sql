@@ -1,11 +1,15 @@
-{#- Bronze lines as typed columns. No row is filtered here: every staging row comes out once,
-    with `reject_reason` (why silver will not take it) and `cast_warnings` (which optional
-    values did not parse and became NULL). silver.flights and silver.flights_rejected split
-    on reject_reason. -#}
+{#- Bronze lines as typed columns, for the year(s) being built (`--vars '{year: Y}'`; all years
+    without it). No row is filtered out: every staging row comes out once, with
+    `reject_reason` (why silver will not take it) and `cast_warnings` (which descriptive values
+    did not parse and became NULL). silver.flights and silver.flights_rejected split on
+    reject_reason. -#}
 with
 
 source as (
     select * from {{ source('staging', 'flights') }}
+    -- The year is applied here, below the fence in `typed`: PostgreSQL cannot push a filter
+    -- from outside through it, and the partition of the year is all that has to be read.
+    where {{ year_condition() }}
 ),
 
 renamed as (
@@ -105,6 +109,10 @@ typed as (
         security_delay as security_delay_raw,
         late_aircraft_delay as late_aircraft_delay_raw
     from renamed
+    -- OFFSET 0 keeps this subquery from being flattened into the queries above, so each cast
+    -- runs once per row; flattened, every reference to a typed column repeats its cast
+    -- expression (measured: ~3x slower on a 300 k-row year).
+    offset 0
 ),
 
 checked as (
@@ -114,7 +122,7 @@ checked as (
         nullif(concat_ws('; ',
             case when fl_date_raw is null then 'fl_date is missing'
                  when fl_date is null then format('fl_date %s is not a real YYYY-MM-DD date', fl_date_raw)
-                 when extract(year from fl_date) <> load_year
+                 when left(fl_date_raw, 4)::integer <> load_year
                      then format('fl_date %s is outside the load year %s', fl_date_raw, load_year)
             end,
             case when op_carrier is null then format('op_carrier %s is not a 2-character carrier code', coalesce(op_carrier_raw, '(missing)')) end,
