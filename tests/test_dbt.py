@@ -31,14 +31,18 @@ GOLD_COLUMNS = [
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-def dbt_dir(tmp_path):
+def make_dbt_dir(base: Path) -> Path:
     """A profiles dir holding the shipped profile as it is, plus private target/log paths so a
     test run never touches dbt_project/target (Cosmos renders from the manifest there)."""
-    profiles = tmp_path / "dbt_profiles"
+    profiles = base / "dbt_profiles"
     profiles.mkdir()
     shutil.copy(REPO / "profiles.yml.example", profiles / "profiles.yml")
-    return tmp_path
+    return base
+
+
+@pytest.fixture
+def dbt_dir(tmp_path):
+    return make_dbt_dir(tmp_path)
 
 
 def dbt(dbt_dir: Path, *args: str, year: int | None = None, check: bool = True):
