@@ -11,8 +11,8 @@ real ones do:
    and on top of them the labelled disruptions (delay spikes, regional storms, cancellation
    waves);
 3. flights: destination (gravity model), carrier (hub-aware mix), schedule and the whole
-   chain of times, drawn per week with numpy and formatted with Arrow compute kernels, never
-   a Python loop per row.
+   chain of times, drawn in batches of ~100k flights with numpy and formatted with Arrow
+   (a lookup `take` per column and Arrow's CSV writer), never a Python loop per row.
 
 Every random stream is derived from (seed, year, purpose), so the same seed gives the same
 bytes, and the labelled events do not depend on `rows`.
@@ -159,7 +159,7 @@ def _conditions(cal: _Year, uni: Universe, rng: np.random.Generator) -> _Conditi
                      0.03, 0.9)
     north = np.clip((uni.lat - 36) / 8, 0, 1)
     winter = np.isin([d.month for d in cal.dates], (12, 1, 2, 3)).astype(float)
-    cancel = (0.0105 * cal.cancel_level[:, None] * np.exp(rng.normal(0, 0.3, shape))
+    cancel = (0.0135 * cal.cancel_level[:, None] * np.exp(rng.normal(0, 0.3, shape))
               * (1 + 2.5 * weather**2 + 2.0 * weather * winter[:, None] * north[None, :]))
     return _Conditions(
         p_late=p_late,
@@ -320,7 +320,9 @@ def _flights(cal: _Year, uni: Universe, cond: _Conditions, counts: np.ndarray, l
     p_late = cond.p_late[day, origin] * (0.45 + 1.1 * np.clip((crs_dep - 300) / 1140, 0, 1))
     late = rng.random(n) < np.minimum(p_late, 0.95)
     on_time = np.clip(np.rint(rng.normal(-3.5, 3.8, n)), -30, 10)
-    late_by = np.minimum(np.rint(np.exp(rng.normal(cond.late_mu[day, origin], 1.05))) + 1, 1500)
+    late_by = np.rint(np.exp(rng.normal(cond.late_mu[day, origin], 1.05))) + 1
+    too_long = late_by > 1800  # fold the extreme tail back instead of piling it on one value
+    late_by[too_long] = rng.integers(300, 1800, int(too_long.sum()))
     extra = cond.extra_delay[day, origin]
     disrupted = extra > 0
     extra_by = np.zeros(n)
