@@ -29,6 +29,8 @@ help:
 	@echo "make db-stop     stop it"
 	@echo "eval \"\$$(make -s db-env)\"   export the local PG* variables into your shell"
 	@echo "make bench-load  loader benchmark (ROWS=7200000 by default)"
+	@echo "make generate    write a sample year to LAKE_URL (YEAR, ROWS, SEED) with its disruption labels"
+	@echo "make bench-generate  generator speed and memory (BENCH_ROWS=7200000 by default)"
 	@echo "make dbt-build   dbt build (silver + gold + tests) for YEAR=$(YEAR) (YEAR= builds every loaded year)"
 	@echo "make dbt-parse   write dbt_project/target/manifest.json (no database needed; Cosmos renders from it)"
 	@echo "make docs        generate and serve the dbt docs on DOCS_PORT (default 8081)"
@@ -95,3 +97,10 @@ bench-dbt: venv dbt-profile
 
 clean:
 	rm -rf .pytest_cache .ruff_cache dbt_project/target dbt_project/logs
+
+.PHONY: generate bench-generate
+generate: venv
+	$(PY) -m loaders generate --year $(YEAR) --rows $(ROWS) --seed $(SEED)
+
+bench-generate: venv
+	$(PY) bench/bench_generate.py --rows $${BENCH_ROWS:-7200000}
