@@ -26,6 +26,7 @@ from lakehouse.errors import UserError
 from lakehouse.lake import Lake, bronze_key
 from loaders import staging_tables as st
 from loaders.bronze_lines import read_batches
+from loaders.read_ahead import read_ahead
 
 # Rejected lines wait here until the flights COPY is done (one COPY at a time per
 # connection); beyond this size they go to a temporary file, so memory stays flat even for a
@@ -108,7 +109,7 @@ def _load_in_one_transaction(conn, lake, key, uri, year, load_id, size, progress
         rejected = 0
         with conn.cursor() as cur, lake.open_read(key) as fh, _progress_bar(size, year, progress) as bar:
             with cur.copy(st.copy_flights_statement(flights)) as copy:
-                for batch in read_batches(fh, uri):
+                for batch in read_ahead(read_batches(fh, uri), name="bronze-reader"):
                     if batch.payload:
                         copy.write(batch.payload)
                     for r in batch.rejects:

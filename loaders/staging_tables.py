@@ -20,6 +20,12 @@ SCHEMA = "staging"
 FLIGHTS = "flights"
 REJECTED = "flights_rejected"
 
+ANALYZED_COLUMNS = {
+    FLIGHTS: ("year", "load_id", "line_no", "fl_date", "op_carrier", "origin", "dest",
+              "cancelled", "diverted"),
+    REJECTED: ("year", "load_id", "line_no", "reason"),
+}
+
 # Advisory lock keys (two-int form: a namespace and an id). The namespace is a fixed hash so
 # the loader's locks do not collide with anybody else's integer keys.
 _LOCK_NAMESPACE = "select hashtext('lakehouse.loaders.staging')"
@@ -127,9 +133,11 @@ def publish(conn: psycopg.Connection, table: str, fresh: str, year: int) -> None
     ident = sql.Identifier(SCHEMA, fresh)
     conn.execute(sql.SQL("alter table {} alter column year drop default, "
                          "alter column load_id drop default").format(ident))
-    # Statistics before the swap: the planner of the first dbt run needs them, and the
-    # exclusive lock on the parent below is then held only for catalog changes.
-    conn.execute(sql.SQL("analyze {}").format(ident))
+    # Statistics before the swap, so the first dbt run plans with real row counts and the
+    # exclusive lock on the parent below is held only for catalog changes. Only the columns
+    # that are filtered, joined or grouped on: all 31 cost ~1 s per load whatever its size.
+    conn.execute(sql.SQL("analyze {} ({})").format(
+        ident, sql.SQL(", ").join(sql.Identifier(c) for c in ANALYZED_COLUMNS[table])))
     parent = sql.Identifier(SCHEMA, table)
     old = _current_partition(conn, table, year)
     if old is not None:

@@ -362,3 +362,52 @@ def test_readers_see_old_year_while_a_load_runs(pg_conn, lake, pg_env):
         assert proc.wait(timeout=600) == 0
     assert pg_conn.execute("select count(*) from staging.flights where year = 2018"
                            ).fetchone() == (600_000,)
+
+
+def test_fast_path_formats_exactly_like_the_line_by_line_path():
+    tricky = [GOOD, GOOD.replace(b",AA,", b",%d%s%%,"), GOOD.replace(b",AA,", b",A\\,"),
+              GOOD.replace(b",AA,", b",A\rA,"), GOOD.replace(b",AA,", b"," + "É".encode() + b","),
+              CANCELLED]
+    block = b"\n".join(tricky) + b"\n"
+    fast = bronze_lines.process_block(block, 41)
+    slow = bronze_lines._process_lines(block, 41)
+    assert fast.payload == slow.payload and fast.rows == slow.rows == len(tricky)
+    assert fast.payload.split(b"\n")[1] == b"42,2018-01-01,%d%s%%," + GOOD[14:]
+    # One bad line anywhere sends the block to the line-by-line path, which rejects only it.
+    pair = GOOD + b",\n" + GOOD[:-1] + b"\n"  # 29 + 27 commas: the block total is right
+    batch = bronze_lines.process_block(pair + block, 1)
+    assert [(r.line_no, r.reason) for r in batch.rejects] == [
+        (1, "29 fields, expected 28"), (2, "27 fields, expected 28")]
+    assert batch.rows == len(tricky)
+
+
+def test_read_ahead_passes_items_errors_and_stops_with_its_consumer():
+    import threading
+
+    from loaders.read_ahead import read_ahead
+
+    assert list(read_ahead(iter(range(100)), depth=2)) == list(range(100))
+
+    def failing():
+        yield 1
+        raise BronzeFormatError("boom at line 2")
+
+    items = read_ahead(failing())
+    assert next(items) == 1
+    with pytest.raises(BronzeFormatError, match="boom at line 2"):
+        next(items)
+
+    produced = []
+
+    def endless():
+        n = 0
+        while True:
+            produced.append(n)
+            yield n
+            n += 1
+
+    gen = read_ahead(endless(), depth=2, name="endless-test")
+    assert next(gen) == 0
+    gen.close()  # the consumer gives up (e.g. COPY failed): the worker must end too
+    assert not any(t.name == "endless-test" for t in threading.enumerate())
+    assert len(produced) <= 5
