@@ -21,6 +21,7 @@ WITH_DB = if [ -z "$$PGHOST" ]; then $(PY) -m lakehouse.localdb start && eval "$
 
 .PHONY: help venv db-start db-stop db-env demo test lint bench-load clean
 .PHONY: dbt-profile dbt-parse dbt-build docs bench-dbt
+.PHONY: roles superset superset-stop
 
 help:
 	@echo "make demo        generate a sample year ($(ROWS) rows; ROWS=7200000 for a full year) and run the pipeline"
@@ -31,6 +32,9 @@ help:
 	@echo "make bench-load  loader benchmark (ROWS=7200000 by default)"
 	@echo "make generate    write a sample year to LAKE_URL (YEAR, ROWS, SEED) with its disruption labels"
 	@echo "make bench-generate  generator speed and memory (BENCH_ROWS=7200000 by default)"
+	@echo "make roles       create the least-privilege warehouse roles (idempotent)"
+	@echo "make superset    Superset with the lakehouse dashboards on SUPERSET_PORT (default 8088)"
+	@echo "make superset-stop  stop it"
 	@echo "make dbt-build   dbt build (silver + gold + tests) for YEAR=$(YEAR) (YEAR= builds every loaded year)"
 	@echo "make dbt-parse   write dbt_project/target/manifest.json (no database needed; Cosmos renders from it)"
 	@echo "make docs        generate and serve the dbt docs on DOCS_PORT (default 8081)"
@@ -46,7 +50,8 @@ $(VENV)/.synced: pyproject.toml uv.lock
 
 db-start: venv
 	@if [ -n "$$PGHOST" ]; then echo "PGHOST=$$PGHOST is set: using that server, starting nothing"; \
-	else $(PY) -m lakehouse.localdb start; fi
+	else $(PY) -m lakehouse.localdb start && eval "$$($(PY) -m lakehouse.localdb env)" && \
+	$(PY) -m lakehouse.roles apply --superset-login; fi
 
 db-stop: venv
 	@$(PY) -m lakehouse.localdb stop
@@ -97,6 +102,26 @@ bench-dbt: venv dbt-profile
 
 clean:
 	rm -rf .pytest_cache .ruff_cache dbt_project/target dbt_project/logs
+
+# Least-privilege roles (lakehouse/sql/roles.sql) and the read-only login Superset uses.
+roles: venv
+	@$(WITH_DB) $(PY) -m lakehouse.roles apply --superset-login
+
+# Superset lives in its own venv (it needs SQLAlchemy < 2), pinned by superset/requirements.lock.
+SUPERSET_VENV := .venv-superset
+SUPERSET_PORT ?= 8088
+
+$(SUPERSET_VENV)/.synced: superset/requirements.lock $(VENV)/.synced
+	@test -x $(SUPERSET_VENV)/bin/python || $(VENV)/bin/uv venv -q --python $(PY) $(SUPERSET_VENV)
+	$(VENV)/bin/uv pip sync -q --python $(SUPERSET_VENV)/bin/python superset/requirements.lock
+	@touch $@
+
+superset: venv $(SUPERSET_VENV)/.synced
+	@$(WITH_DB) set -e; $(PY) -m lakehouse.roles apply --superset-login; \
+	SUPERSET_PORT=$(SUPERSET_PORT) $(SUPERSET_VENV)/bin/python superset/manage.py start
+
+superset-stop:
+	@test -x $(SUPERSET_VENV)/bin/python && $(SUPERSET_VENV)/bin/python superset/manage.py stop || true
 
 .PHONY: generate bench-generate
 generate: venv
