@@ -1,0 +1,70 @@
+"""`python -m ml score|evaluate|plot ...`"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from lakehouse.cli import run_cli
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m ml", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    score = sub.add_parser("score", help="score a year of gold.agg_dep_delay_by_date into ml.*")
+    score.add_argument("--year", type=int, required=True)
+    score.add_argument("--json", action="store_true", help="print one JSON summary object")
+
+    ev = sub.add_parser(
+        "evaluate",
+        help="generate labelled and clean years, run them through load + dbt + scoring, "
+        "print precision/recall/F1 per detector and ensemble",
+    )
+    ev.add_argument("--rows", type=int, default=2_000_000, help="rows per generated year")
+    ev.add_argument("--first-year", type=int, default=2015)
+    ev.add_argument("--train-years", type=int, default=2, help="history years before the scored ones")
+    ev.add_argument("--labelled-years", type=int, default=1)
+    ev.add_argument("--clean-years", type=int, default=1)
+    ev.add_argument("--seed", type=int, default=7)
+    ev.add_argument("--reuse", action="store_true",
+                    help="reuse gold years already built in this database (skip generate/load/dbt)")
+    ev.add_argument("--markdown", help="also write the table as Markdown to this file")
+    ev.add_argument("--json", action="store_true")
+
+    plot = sub.add_parser("plot", help="PNG of one airport's year: series, band, flagged days")
+    plot.add_argument("--origin", required=True)
+    plot.add_argument("--year", type=int, required=True)
+    plot.add_argument("--out", help="output PNG (default ml_<ORIGIN>_<YEAR>.png)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "score":
+        from ml.score import score_year
+
+        summary = score_year(args.year)
+        if args.json:
+            print(json.dumps(summary))
+        else:
+            print(f"scored {summary['airport_days']} airport-days of {args.year} "
+                  f"({summary['airports']} airports): {summary['anomalies']} anomalies, "
+                  f"{summary['insufficient_history']} with insufficient history, "
+                  f"{summary['failures']} detector failures, {summary['seconds']} s "
+                  f"(run {summary['run_id']})")
+        return 0
+    if args.command == "evaluate":
+        from ml.evaluate import cli_evaluate
+
+        return cli_evaluate(args)
+    from ml.plot import plot_airport
+
+    out = args.out or f"ml_{args.origin.upper()}_{args.year}.png"
+    print(plot_airport(args.origin.upper(), args.year, out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))

@@ -1,0 +1,70 @@
+"""`score_year(year)`: read gold, score every airport-day of the year, upsert into ml.*.
+
+This is the function the Airflow DAG calls. Importing it is cheap (numpy/pandas only); the
+model libraries load when scoring starts.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+from ml import MODEL_VERSION
+from ml.params import Params
+
+
+def score_year(year: int, params: Params | None = None) -> dict:
+    """Score `year` and upsert it into ml.dep_delay_anomalies; returns the run summary
+    (run_id, year, airports, airport_days, anomalies, insufficient_history, failures,
+    warnings, seconds, model_version)."""
+    from lakehouse.warehouse import connect
+    from ml import store
+    from ml.scoring import score_frame
+
+    params = params or Params()
+    started = store.utcnow()
+    t0 = time.perf_counter()
+    run_id = uuid.uuid4()
+    with connect(part="ml") as conn:
+        store.ensure_schema(conn)
+        gold = store.read_gold(conn, year, params.history_years)
+        if not (gold["year"] == year).any():
+            from lakehouse.errors import UserError
+
+            raise UserError(
+                f"gold.agg_dep_delay_by_date has no rows for {year}: load and build that year "
+                f"first (`python -m loaders load --year {year}`, then dbt build)"
+            )
+        conn.commit()
+        scored, problems = score_frame(gold, year, params)
+        scored["model_version"] = MODEL_VERSION
+        scored["run_id"] = run_id
+        scored["scored_at"] = started
+        errors = [p for p in problems if p["level"] == "error"]
+        run = {
+            "run_id": run_id,
+            "year": year,
+            "model_version": MODEL_VERSION,
+            "params": params.as_dict(),
+            "airports": int(scored["origin"].nunique()),
+            "airport_days": len(scored),
+            "anomalies": int(scored["is_anomaly"].sum()),
+            "failures": problems,
+            "status": "succeeded",
+            "started_at": started,
+        }
+        run["finished_at"] = store.utcnow()
+        run["seconds"] = round(time.perf_counter() - t0, 3)
+        store.upsert_year(conn, year, scored, run)
+    return {
+        "run_id": str(run_id),
+        "year": year,
+        "model_version": MODEL_VERSION,
+        "airports": run["airports"],
+        "airport_days": run["airport_days"],
+        "anomalies": run["anomalies"],
+        "insufficient_history": int((scored["history_status"] == "insufficient_history").sum()),
+        "failures": len(errors),
+        "warnings": len(problems) - len(errors),
+        "seconds": round(time.perf_counter() - t0, 3),
+    }

@@ -1,0 +1,126 @@
+"""Score a year of gold rows: every detector on every airport, in parallel, then the ensemble.
+
+Pure with respect to the warehouse: takes a DataFrame of gold rows (the scored year plus
+earlier years as history) and returns one DataFrame row per airport-day of the scored year,
+plus the list of per-airport failures and warnings. `ml.score` does the I/O around it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ml.detectors import DETECTORS, ORIGINAL_DETECTORS, Detection
+from ml.ensemble import FLAG_COLUMNS, decide
+from ml.params import Params
+from ml.series import AirportSeries
+
+OUTPUT_COLUMNS = [
+    "id", "origin", "fl_date", "year", "flights", "scheduled_flights", "cancelled_flights",
+    "mean_dep_delay", "cancel_rate", "expected_dep_delay", "dep_delay_band_low",
+    "dep_delay_band_high", "expected_cancel_rate", "cancel_rate_band_high", "delay_score",
+    "cancel_score", "iforest_score", "arima_score", "late_score", "expected_late_share", "flag_isolation_forest", "flag_arima",
+    "flag_seasonal_robust", "flag_cancel_wave", "flag_delayed_share", "is_anomaly", "anomaly_kind", "severity",
+    "history_status", "ensemble_rule",
+]
+ORIGINAL_FLAG_COLUMNS = {name: f"flag_{name}" for name in ORIGINAL_DETECTORS}
+
+
+def score_airport(origin: str, frame: pd.DataFrame, year: int, params: Params,
+                  originals: bool = False) -> tuple[pd.DataFrame, list[dict]]:
+    """All detectors on one airport; returns its scored-year rows and its problems."""
+    target_rows = frame[frame["year"] == year].sort_values("fl_date")
+    out = target_rows[[c for c in OUTPUT_COLUMNS if c in target_rows.columns]].copy()
+    for col in FLAG_COLUMNS.values():
+        out[col] = False
+    if originals:
+        for col in ORIGINAL_FLAG_COLUMNS.values():
+            out[col] = False
+    problems: list[dict] = []
+    days_with_flights = int((frame["flights"].fillna(0) > 0).sum())
+    if days_with_flights < params.min_history_days or target_rows.empty:
+        out["history_status"] = "insufficient_history"
+        return out, problems
+    out["history_status"] = "scored"
+
+    series = AirportSeries.from_frame(origin, frame, year)
+    pos = series.dates.get_indexer(pd.to_datetime(target_rows["fl_date"]))
+    ctx: dict = {}
+    results: dict[str, Detection] = {}
+    detectors = dict(DETECTORS, **(ORIGINAL_DETECTORS if originals else {}))
+    for name, detector in detectors.items():
+        try:
+            det = detector(series, params, ctx)
+        except Exception as exc:  # noqa: BLE001 - one airport's failed fit must not stop the run
+            problems.append({"origin": origin, "detector": name, "level": "error",
+                             "message": f"{type(exc).__name__}: {exc}"[:500]})
+            if name in ("seasonal_robust", "cancel_wave", "delayed_share"):
+                # later detectors depend on these baselines: the airport cannot be scored
+                out["history_status"] = "insufficient_history"
+                return out, problems
+            continue
+        for message in det.warnings:
+            problems.append({"origin": origin, "detector": name, "level": "warning",
+                             "message": message[:500]})
+        results[name] = det
+
+    def take(name, attr):
+        det = results.get(name)
+        return getattr(det, attr)[pos] if det is not None else np.nan
+
+    seasonal, cancel = "seasonal_robust", "cancel_wave"
+    out["expected_dep_delay"] = take(seasonal, "expected")
+    out["dep_delay_band_low"] = take(seasonal, "band_low")
+    out["dep_delay_band_high"] = take(seasonal, "band_high")
+    out["delay_score"] = take(seasonal, "score")
+    out["expected_cancel_rate"] = take(cancel, "expected")
+    out["cancel_rate_band_high"] = take(cancel, "band_high")
+    out["cancel_score"] = take(cancel, "score")
+    out["iforest_score"] = take("isolation_forest", "score")
+    out["arima_score"] = take("arima", "score")
+    out["late_score"] = take("delayed_share", "score")
+    out["expected_late_share"] = take("delayed_share", "expected")
+    for name, det in results.items():
+        col = FLAG_COLUMNS.get(name) or ORIGINAL_FLAG_COLUMNS[name]
+        out[col] = det.flag[pos]
+    return out, problems
+
+
+def _score_chunk(chunk: list[tuple[str, pd.DataFrame]], year: int, params: Params,
+                 originals: bool) -> tuple[list[pd.DataFrame], list[dict]]:
+    frames, problems = [], []
+    for origin, frame in chunk:
+        rows, probs = score_airport(origin, frame, year, params, originals)
+        frames.append(rows)
+        problems.extend(probs)
+    return frames, problems
+
+
+def score_frame(gold: pd.DataFrame, year: int, params: Params | None = None,
+                originals: bool = False) -> tuple[pd.DataFrame, list[dict]]:
+    """Score the `year` rows of `gold` (other years are history). Deterministic."""
+    from joblib import Parallel, delayed
+
+    params = params or Params()
+    scored_origins = sorted(gold.loc[gold["year"] == year, "origin"].unique())
+    gold = gold[gold["origin"].isin(scored_origins)]
+    groups = dict(tuple(gold.groupby("origin", sort=True)))
+    # Big airports first, dealt round-robin, so both workers finish at about the same time.
+    order = sorted(scored_origins, key=lambda o: -len(groups[o]))
+    n_chunks = max(1, min(len(order), params.n_jobs * 4))
+    chunks = [[(o, groups[o]) for o in order[i::n_chunks]] for i in range(n_chunks)]
+    if params.n_jobs == 1 or len(chunks) == 1:
+        parts = [_score_chunk(c, year, params, originals) for c in chunks]
+    else:
+        parts = Parallel(n_jobs=params.n_jobs)(
+            delayed(_score_chunk)(c, year, params, originals) for c in chunks
+        )
+    frames = [f for part in parts for f in part[0]]
+    problems = sorted((p for part in parts for p in part[1]),
+                      key=lambda p: (p["origin"], p["detector"], p["message"]))
+    if not frames:
+        return pd.DataFrame(columns=OUTPUT_COLUMNS), problems
+    scored = pd.concat(frames, ignore_index=True)
+    scored = decide(scored, params.ensemble_rule, params.delay_z, params.cancel_score_min)
+    scored = scored.sort_values(["origin", "fl_date"]).reset_index(drop=True)
+    return scored, problems

@@ -1,0 +1,68 @@
+-- The ml schema: owned by ml/ (nothing else writes here). Idempotent: safe to run before
+-- every scoring run; columns added later use `add column if not exists` so old warehouses
+-- catch up without a migration tool.
+create schema if not exists ml;
+
+create table if not exists ml.model_runs (
+    run_id        uuid        primary key,
+    year          integer     not null,
+    model_version text        not null,
+    params        jsonb       not null,
+    airports      integer,
+    airport_days  integer,
+    anomalies     integer,
+    failures      jsonb       not null default '[]'::jsonb,
+    status        text        not null default 'succeeded',
+    started_at    timestamptz not null,
+    finished_at   timestamptz,
+    seconds       double precision
+);
+
+create table if not exists ml.dep_delay_anomalies (
+    id                     text        primary key,
+    origin                 text        not null,
+    fl_date                date        not null,
+    year                   integer     not null,
+    -- observed (copied from gold.agg_dep_delay_by_date so each row explains itself)
+    flights                integer,
+    scheduled_flights      integer,
+    cancelled_flights      integer,
+    mean_dep_delay         double precision,
+    cancel_rate            double precision,
+    -- expectations: built from other days only (leave-one-out, earlier anomalies left out)
+    expected_dep_delay     double precision,
+    dep_delay_band_low     double precision,
+    dep_delay_band_high    double precision,
+    expected_cancel_rate   double precision,
+    cancel_rate_band_high  double precision,
+    -- scores: delay_score is a robust z (late > 0); cancel_score is -log10 of the tail
+    -- probability of at least this many cancellations given the baseline rate and volume
+    delay_score            double precision,
+    cancel_score           double precision,
+    iforest_score          double precision,
+    arima_score            double precision,
+    -- share of flights 15+ min late: its baseline and tail score (volume-aware, like cancels)
+    expected_late_share    double precision,
+    late_score             double precision,
+    -- one flag per detector
+    flag_isolation_forest  boolean     not null default false,
+    flag_arima             boolean     not null default false,
+    flag_seasonal_robust   boolean     not null default false,
+    flag_cancel_wave       boolean     not null default false,
+    flag_delayed_share     boolean     not null default false,
+    is_anomaly             boolean     not null default false,
+    anomaly_kind           text        check (anomaly_kind in ('delay', 'cancellation', 'both')),
+    severity               text        not null default 'none'
+                                       check (severity in ('none', 'low', 'medium', 'high')),
+    history_status         text        not null
+                                       check (history_status in ('scored', 'insufficient_history')),
+    ensemble_rule          text,
+    model_version          text        not null,
+    run_id                 uuid        not null,
+    scored_at              timestamptz not null,
+    constraint id_is_origin_and_date check (id = origin || to_char(fl_date, 'YYYYMMDD'))
+);
+
+create index if not exists dep_delay_anomalies_year_idx on ml.dep_delay_anomalies (year);
+create index if not exists dep_delay_anomalies_origin_date_idx
+    on ml.dep_delay_anomalies (origin, fl_date);

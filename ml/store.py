@@ -1,0 +1,157 @@
+"""Warehouse I/O of the ml part: DDL, reading gold, the atomic upsert, the run record.
+
+Reads only `gold.agg_dep_delay_by_date`; writes only `ml.*`. Values always travel as query
+parameters or through COPY; identifiers through psycopg.sql.Identifier.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+import psycopg
+from psycopg import sql
+
+from lakehouse.errors import UserError
+
+SQL_DIR = Path(__file__).with_name("sql")
+GOLD_TABLE = ("gold", "agg_dep_delay_by_date")
+ANOMALY_TABLE = ("ml", "dep_delay_anomalies")
+GOLD_READ_COLUMNS = [
+    "id", "origin", "fl_date", "year", "flights", "scheduled_flights", "cancelled_flights",
+    "mean_dep_delay", "cancel_rate", "delayed_15_flights",
+]
+# Serialises concurrent DDL from parallel scoring runs (any constant the others do not use).
+DDL_LOCK_KEY = 0x6D6C5F646463  # "ml_ddc"
+
+
+def ensure_schema(conn: psycopg.Connection) -> None:
+    """Create the ml schema and tables if they are missing (idempotent, one transaction)."""
+    with conn.transaction():
+        conn.execute("select pg_advisory_xact_lock(%s)", (DDL_LOCK_KEY,))
+        for path in sorted(SQL_DIR.glob("*.sql")):
+            conn.execute(path.read_text(encoding="utf-8"))
+
+
+def _table_exists(conn: psycopg.Connection, schema: str, table: str) -> bool:
+    row = conn.execute("select to_regclass(%s)", (f"{schema}.{table}",)).fetchone()
+    return row[0] is not None
+
+
+def read_gold(conn: psycopg.Connection, year: int, history_years: int) -> pd.DataFrame:
+    """Gold rows of `year` and of up to `history_years` earlier years, via COPY."""
+    if not _table_exists(conn, *GOLD_TABLE):
+        raise UserError(
+            "gold.agg_dep_delay_by_date does not exist: build gold first "
+            "(`dbt build --project-dir dbt_project --vars '{year: Y}'`)"
+        )
+    query = sql.SQL(
+        "copy (select {cols} from {table} where year between %s and %s) "
+        "to stdout (format csv, header)"
+    ).format(
+        cols=sql.SQL(", ").join(sql.Identifier(c) for c in GOLD_READ_COLUMNS),
+        table=sql.Identifier(*GOLD_TABLE),
+    )
+    buf = io.BytesIO()
+    with conn.cursor() as cur, cur.copy(query, (year - history_years, year)) as copy:
+        for block in copy:
+            buf.write(block)
+    buf.seek(0)
+    frame = pd.read_csv(buf, dtype={"id": str, "origin": str}, parse_dates=["fl_date"])
+    frame["fl_date"] = frame["fl_date"].dt.date
+    return frame
+
+
+def anomaly_columns(conn: psycopg.Connection) -> dict[str, str]:
+    """Column name -> data type of ml.dep_delay_anomalies, in table order."""
+    rows = conn.execute(
+        "select column_name, data_type from information_schema.columns "
+        "where table_schema = %s and table_name = %s order by ordinal_position",
+        ANOMALY_TABLE,
+    ).fetchall()
+    return dict(rows)
+
+
+def _copy_value(value, integer: bool):
+    if value is None or value is pd.NA or value is pd.NaT:
+        return None
+    if hasattr(value, "item"):  # numpy scalars -> Python
+        value = value.item()
+    if isinstance(value, float):
+        if math.isnan(value):
+            return None
+        if integer:
+            return int(value)
+    return value
+
+
+def upsert_year(conn: psycopg.Connection, year: int, rows: pd.DataFrame, run: dict) -> None:
+    """Replace the year's scored rows atomically: COPY to a temp table, then one
+    `INSERT ... ON CONFLICT (id) DO UPDATE`, the removal of this year's rows that no longer
+    exist in gold, and the run record - all in one transaction. Other years are untouched.
+    """
+    types = anomaly_columns(conn)
+    columns = [c for c in types if c in rows.columns]
+    integer = [types[c] in ("integer", "bigint", "smallint") for c in columns]
+    ident = [sql.Identifier(c) for c in columns]
+    target = sql.Identifier(*ANOMALY_TABLE)
+    with conn.transaction():
+        conn.execute(
+            sql.SQL("create temp table scored (like {} including defaults) on commit drop")
+            .format(target)
+        )
+        with conn.cursor() as cur, cur.copy(
+            sql.SQL("copy scored ({}) from stdin").format(sql.SQL(", ").join(ident))
+        ) as copy:
+            for record in rows[columns].itertuples(index=False, name=None):
+                copy.write_row([_copy_value(v, i) for v, i in zip(record, integer)])
+        updates = sql.SQL(", ").join(
+            sql.SQL("{0} = excluded.{0}").format(i) for i in ident if i != sql.Identifier("id")
+        )
+        conn.execute(
+            sql.SQL(
+                "insert into {target} ({cols}) select {cols} from scored "
+                "on conflict (id) do update set {updates}"
+            ).format(target=target, cols=sql.SQL(", ").join(ident), updates=updates)
+        )
+        conn.execute(
+            sql.SQL(
+                "delete from {target} a where a.year = %s "
+                "and not exists (select 1 from scored s where s.id = a.id)"
+            ).format(target=target),
+            (year,),
+        )
+        record_run(conn, run)
+
+
+def record_run(conn: psycopg.Connection, run: dict) -> None:
+    conn.execute(
+        "insert into ml.model_runs (run_id, year, model_version, params, airports, airport_days,"
+        " anomalies, failures, status, started_at, finished_at, seconds)"
+        " values (%(run_id)s, %(year)s, %(model_version)s, %(params)s, %(airports)s,"
+        " %(airport_days)s, %(anomalies)s, %(failures)s, %(status)s, %(started_at)s,"
+        " %(finished_at)s, %(seconds)s)",
+        {**run, "params": json.dumps(run["params"]), "failures": json.dumps(run["failures"])},
+    )
+
+
+def read_anomalies(conn: psycopg.Connection, year: int, origin: str | None = None) -> pd.DataFrame:
+    query = sql.SQL("select * from {} where year = %s").format(sql.Identifier(*ANOMALY_TABLE))
+    args: list = [year]
+    if origin is not None:
+        query += sql.SQL(" and origin = %s")
+        args.append(origin)
+    query += sql.SQL(" order by origin, fl_date")
+    with conn.cursor() as cur:
+        cur.execute(query, args)
+        names = [d.name for d in cur.description]
+        return pd.DataFrame(cur.fetchall(), columns=names)
+
+
+def utcnow() -> datetime:
+
+    return datetime.now(UTC)
