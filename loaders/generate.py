@@ -272,6 +272,24 @@ def _pick(cum: np.ndarray, rows: np.ndarray, u: np.ndarray) -> np.ndarray:
     return np.searchsorted(flat, rows + u, side="right") - rows * width
 
 
+def _make_unique(group: np.ndarray, value: np.ndarray, lo: int,
+                 hi: int | np.ndarray) -> np.ndarray:
+    """Move repeated values within a group to the following free ones (wrapping in lo..hi)."""
+    value = value.copy()
+    for _ in range(100):
+        key = group * 10_000 + value
+        order = np.argsort(key, kind="stable")
+        sorted_key = key[order]
+        starts = np.r_[True, sorted_key[1:] != sorted_key[:-1]]
+        if starts.all():
+            return value
+        idx = np.arange(len(key))
+        rank = idx - np.maximum.accumulate(np.where(starts, idx, 0))
+        value[order] += rank
+        value = lo + (value - lo) % (hi - lo + 1)
+    raise RuntimeError("could not make flights unique: too many flights for one route")
+
+
 def _hhmm(minutes: np.ndarray) -> np.ndarray:
     m = np.mod(minutes, 1440)
     out = (m // 60) * 100 + m % 60
@@ -307,8 +325,13 @@ def _flights(cal: _Year, uni: Universe, cond: _Conditions, counts: np.ndarray, l
     slot = np.searchsorted(np.cumsum(slot_w) / slot_w.sum(), rng.random(n), side="right")
     crs_dep = slot * 5 + np.where(rng.random(n) < 0.2, rng.integers(0, 5, n), 0)
     crs_dep = np.clip(crs_dep, 1, 1439)
-    fl_num = (1 + (origin * 7919 + dest * 104729 + (crs_dep // 60) * 131 + carrier * 977)
-              % np.where(carrier < 5, 2999, 6999))
+    # A carrier flies a route once per scheduled minute, and a flight number leaves an airport
+    # once a day: real files have no exact duplicate lines, and silver removes those.
+    route = ((day * 32 + carrier) * 512 + origin) * 512 + dest
+    crs_dep = _make_unique(route, crs_dep, 1, 1439)
+    max_fl_num = np.where(carrier < 5, 2999, 6999)  # mainline vs regional number ranges
+    fl_num = 1 + (origin * 7919 + dest * 104729 + (crs_dep // 60) * 131 + carrier * 977) % max_fl_num
+    fl_num = _make_unique((day * 32 + carrier) * 512 + origin, fl_num, 1, max_fl_num)
 
     miles = uni.distance[origin, dest]
     hub_o, hub_d = uni.hubness[origin], uni.hubness[dest]

@@ -320,3 +320,11 @@ def test_routes_and_carriers_are_plausible(year_200k):
     ha_origins = {r["ORIGIN"] for r in rows if r["OP_CARRIER"] == "HA"}
     assert ha_origins and all(state[o] in ("Hawaii", "California", "Washington", "Oregon",
                                            "Nevada", "Arizona", "New York") for o in ha_origins)
+
+
+def test_no_duplicate_lines_or_flight_numbers(year_200k):
+    _, raw, rows, _ = year_200k
+    lines = raw.split(b"\n")[1:-1]
+    assert len(set(lines)) == len(lines), "silver would drop exact duplicates"
+    flights = {(r["FL_DATE"], r["OP_CARRIER"], r["OP_CARRIER_FL_NUM"], r["ORIGIN"]) for r in rows}
+    assert len(flights) == len(rows)
