@@ -39,6 +39,9 @@ help:
 	@echo "make dbt-parse   write dbt_project/target/manifest.json (no database needed; Cosmos renders from it)"
 	@echo "make docs        generate and serve the dbt docs on DOCS_PORT (default 8081)"
 	@echo "make bench-dbt   dbt benchmark vs hand-written SQL (BENCH_ROWS=7200000 by default)"
+	@echo "make airflow     Airflow UI with the etl_ml_pipeline DAG on AIRFLOW_PORT (default 8080 or a free port)"
+	@echo "make airflow-stop  stop it"
+	@echo "make dag-test    the DAG's tests: parse, wiring, full runs, the API"
 
 venv: $(VENV)/.synced
 
@@ -122,6 +125,20 @@ superset: venv $(SUPERSET_VENV)/.synced
 
 superset-stop:
 	@test -x $(SUPERSET_VENV)/bin/python && $(SUPERSET_VENV)/bin/python superset/manage.py stop || true
+
+# Airflow 3 (AIRFLOW_HOME=.local/airflow, SQLite metadata): the UI with the etl_ml_pipeline
+# DAG, rendered by Cosmos from the manifest `dbt-parse` writes. Login: see docs/airflow.md.
+.PHONY: airflow airflow-stop dag-test
+AIRFLOW_PORT ?=
+
+airflow: venv dbt-parse
+	@$(WITH_DB) $(PY) -m lakehouse.airflow_local serve $(if $(AIRFLOW_PORT),--port $(AIRFLOW_PORT))
+
+airflow-stop: venv
+	@$(PY) -m lakehouse.airflow_local stop
+
+dag-test: venv
+	$(PY) -m pytest tests/test_dag.py tests/test_airflow_api.py
 
 .PHONY: generate bench-generate
 generate: venv

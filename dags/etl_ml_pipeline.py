@@ -1,0 +1,129 @@
+"""etl_ml_pipeline: bronze CSV -> staging -> dbt silver/gold -> Parquet + anomaly scores.
+
+One run processes one year: the `year` param when given, else the year before the run date,
+so the yearly catch-up walks the lake's 2009-2018 files. The tasks only wire functions from
+`loaders/` and `ml/`; configuration helpers live in `lakehouse.airflow_support`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from airflow.sdk import Asset, Param, dag, get_current_context, task
+from cosmos import (
+    DbtTaskGroup,
+    ExecutionConfig,
+    ExecutionMode,
+    InvocationMode,
+    LoadMode,
+    ProjectConfig,
+    RenderConfig,
+    TestBehavior,
+)
+
+from lakehouse import airflow_support as support
+
+# Stable names a downstream DAG (e.g. a dashboard refresh) can be scheduled on.
+GOLD_ASSET = Asset(name="gold.agg_dep_delay_by_date",
+                   uri="lakehouse://warehouse/gold/agg_dep_delay_by_date")
+ANOMALY_ASSET = Asset(name="ml.dep_delay_anomalies",
+                      uri="lakehouse://warehouse/ml/dep_delay_anomalies")
+
+# The lake may be S3: transient network errors get retried, with growing pauses.
+NETWORK_RETRIES = {"retries": 3, "retry_delay": timedelta(seconds=20),
+                   "retry_exponential_backoff": 2.0, "max_retry_delay": timedelta(minutes=10)}
+YEAR_XCOM = "{{ ti.xcom_pull(task_ids='check_bronze') }}"
+
+
+def _dbt_group(group_id: str, select: list[str], exclude: list[str]) -> DbtTaskGroup:
+    return DbtTaskGroup(
+        group_id=group_id,
+        project_config=ProjectConfig(
+            dbt_project_path=support.DBT_PROJECT_DIR,
+            manifest_path=support.require_manifest(),
+            install_dbt_deps=False,
+        ),
+        profile_config=support.profile_config(),
+        execution_config=ExecutionConfig(execution_mode=ExecutionMode.LOCAL,
+                                          invocation_mode=InvocationMode.DBT_RUNNER),
+        render_config=RenderConfig(load_method=LoadMode.DBT_MANIFEST, select=select,
+                                   exclude=exclude, test_behavior=TestBehavior.AFTER_EACH,
+                                   emit_datasets=False,
+                                   # a test spanning two models (a relationship) runs after both
+                                   should_detach_multiple_parents_tests=True),
+        operator_args={"vars": {"year": YEAR_XCOM}, "install_deps": False},
+    )
+
+
+@dag(
+    dag_id="etl_ml_pipeline",
+    schedule=support.yearly_schedule(),
+    start_date=datetime(2010, 1, 1),
+    catchup=True,
+    max_active_runs=1,
+    render_template_as_native_obj=True,
+    params={"year": Param(None, type=["null", "integer"], minimum=1987, maximum=2100,
+                          description="Year to process; empty = the year before the run date")},
+    default_args={"owner": "lakehouse"},
+    tags=["lakehouse", "dbt", "ml"],
+    doc_md=__doc__,
+)
+def etl_ml_pipeline():
+    @task
+    def check_bronze() -> int:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from lakehouse.lake import LakeObjectMissing
+        from loaders.load import require_bronze
+
+        context = get_current_context()
+        year = support.year_from_context(context)
+        with support.task_environment(context):
+            try:
+                print(f"year {year}: bronze object {require_bronze(year)}")
+            except LakeObjectMissing as exc:
+                # No retries: a missing file does not appear by waiting.
+                raise AirflowFailException(f"{exc}: upload it or generate it "
+                                           f"(`python -m loaders generate --year {year}`)") from None
+        return year
+
+    @task(**NETWORK_RETRIES)
+    def load_staging(year: int) -> dict:
+        from loaders.load import load_year
+
+        with support.task_environment(get_current_context()):
+            return load_year(year).as_dict()
+
+    @task(**NETWORK_RETRIES)
+    def export_lake(year: int) -> dict:
+        from loaders.export import export_year
+
+        with support.task_environment(get_current_context()):
+            return export_year(year)
+
+    @task(outlets=[ANOMALY_ASSET])
+    def score_anomalies(year: int) -> dict:
+        from ml.score import score_year
+
+        with support.task_environment(get_current_context()):
+            return score_year(year)
+
+    @task
+    def cleanup() -> dict:
+        context = get_current_context()
+        return support.cleanup_run(context["run_id"], support.year_from_context(context))
+
+    year = check_bronze()
+    loaded = load_staging(year)
+    transform = _dbt_group("dbt_transform", select=[], exclude=["tag:ml"])
+    export = export_lake(year)
+    score = score_anomalies(year)
+    ml_models = _dbt_group("dbt_ml", select=["tag:ml"], exclude=[])
+    support.add_outlet(transform, "agg_dep_delay_by_date", GOLD_ASSET)
+    loaded >> transform >> [export, score]
+    score >> ml_models
+    # A teardown runs whatever failed before it and does not decide the run's state.
+    [export, score, ml_models] >> cleanup().as_teardown()
+
+
+etl_ml_pipeline()

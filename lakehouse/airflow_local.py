@@ -1,0 +1,409 @@
+"""A local Airflow for this repository: its environment, the UI, and one-shot DAG runs.
+
+`python -m lakehouse.airflow_local serve|stop|demo|env`
+
+Everything lives in a git-ignored folder (default `.local/airflow`, `LAKEHOUSE_AIRFLOW_HOME`):
+the SQLite metadata DB, logs, the Cosmos cache and the admin password file. The warehouse
+reaches Airflow as the `warehouse` connection (`AIRFLOW_CONN_WAREHOUSE`), built from the same
+PG* variables every other part uses, and the lake through `LAKE_URL`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shlex
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from lakehouse.airflow_support import REPO, WAREHOUSE_CONN_ID
+
+DAG_ID = "etl_ml_pipeline"
+DEFAULT_HOME = Path(os.environ.get("LAKEHOUSE_AIRFLOW_HOME", REPO / ".local" / "airflow"))
+ADMIN_USER = "admin"
+DEFAULT_ADMIN_PASSWORD = "admin"  # a loopback-only developer UI; change it in the passwords file
+DEFAULT_PORT = 8080
+
+
+class AirflowLocalError(RuntimeError):
+    """Something the user can fix; the message says how."""
+
+
+def airflow_bin() -> str:
+    return str(Path(sys.executable).with_name("airflow"))
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port(preferred: int = DEFAULT_PORT) -> int:
+    if port_is_free(preferred):
+        return preferred
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def passwords_file(home: Path) -> Path:
+    return home / "passwords.json"
+
+
+def warehouse_connection_uri(pg_env: dict[str, str]) -> str:
+    """`AIRFLOW_CONN_WAREHOUSE` in Airflow's JSON form (the `schema` field is the database)."""
+    conn = {"conn_type": "postgres", "host": pg_env.get("PGHOST", "127.0.0.1"),
+            "port": int(pg_env.get("PGPORT", "5432")), "login": pg_env.get("PGUSER", ""),
+            "schema": pg_env.get("PGDATABASE", "")}
+    if pg_env.get("PGPASSWORD"):
+        conn["password"] = pg_env["PGPASSWORD"]
+    return json.dumps(conn)
+
+
+def airflow_env(home: Path = DEFAULT_HOME, port: int | None = None,
+                pg_env: dict[str, str] | None = None, base: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment every Airflow command of this project runs with."""
+    from lakehouse.warehouse import libpq_env
+
+    home = Path(home).resolve()
+    env = dict(os.environ if base is None else base)
+    pg_env = pg_env if pg_env is not None else libpq_env()
+    lake_url = env.get("LAKE_URL") or "data/lake"
+    if "://" not in lake_url:
+        lake_url = str((REPO / lake_url).resolve()) if not Path(lake_url).is_absolute() else lake_url
+    env.update({
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_USER}:admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords_file(home)),
+        "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
+        "AIRFLOW__COSMOS__CACHE_DIR": str(home / "cosmos_cache"),
+        "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
+        "AIRFLOW__USAGE_DATA_COLLECTION__ENABLED": "False",
+        "DO_NOT_TRACK": "1",
+        "SCARF_ANALYTICS": "false",
+        "LAKEHOUSE_SCRATCH_DIR": str(home / "scratch"),
+        "LAKE_URL": lake_url,
+        "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p),
+        # `airflow standalone` starts its parts as `airflow ...` from PATH.
+        "PATH": os.pathsep.join(p for p in (str(Path(airflow_bin()).parent), env.get("PATH")) if p),
+        f"AIRFLOW_CONN_{WAREHOUSE_CONN_ID.upper()}": warehouse_connection_uri(pg_env),
+    })
+    for key in ("PGHOST", "PGPORT", "PGUSER", "PGPASSWORD", "PGDATABASE"):
+        if key in pg_env:
+            env[key] = pg_env[key]
+    if port is not None:
+        env.update({
+            "AIRFLOW__API__HOST": "127.0.0.1",
+            "AIRFLOW__API__PORT": str(port),
+            "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
+            # The log servers have fixed default ports; pick free ones so two homes coexist.
+            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port(8793)),
+            "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port(8794)),
+        })
+    return env
+
+
+def prepare_home(env: dict[str, str]) -> Path:
+    """Create the folder, the admin password file (once) and an up-to-date metadata DB."""
+    home = Path(env["AIRFLOW_HOME"])
+    home.mkdir(parents=True, exist_ok=True)
+    pw = Path(env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"])
+    if not pw.exists():
+        pw.write_text(json.dumps({ADMIN_USER: DEFAULT_ADMIN_PASSWORD}) + "\n")
+        pw.chmod(0o600)
+    proc = subprocess.run([airflow_bin(), "db", "migrate"], env=env, capture_output=True,
+                          text=True, check=False)
+    if proc.returncode != 0:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
+        raise AirflowLocalError("`airflow db migrate` failed: " + " | ".join(tail))
+    return home
+
+
+def admin_password(home: Path) -> str:
+    return json.loads(passwords_file(home).read_text())[ADMIN_USER]
+
+
+def dbt_parse(target_path: Path | None = None, env: dict[str, str] | None = None) -> Path:
+    """Write the manifest Cosmos renders from (`dbt parse`, no database needed); returns it."""
+    from lakehouse.airflow_support import DBT_PROFILES_EXAMPLE, DBT_PROJECT_DIR
+
+    env = dict(os.environ if env is None else env)
+    target = Path(target_path or DBT_PROJECT_DIR / "target")
+    profiles = env.get("DBT_PROFILES_DIR")
+    if not profiles or not (Path(profiles) / "profiles.yml").is_file():
+        # dbt wants a file named profiles.yml; the example reads only PG* variables.
+        scratch = target / ".profile"
+        scratch.mkdir(parents=True, exist_ok=True)
+        (scratch / "profiles.yml").write_text(DBT_PROFILES_EXAMPLE.read_text())
+        profiles = str(scratch)
+    env.setdefault("DO_NOT_TRACK", "1")
+    proc = subprocess.run(
+        [str(Path(sys.executable).with_name("dbt")), "parse", "--project-dir", str(DBT_PROJECT_DIR),
+         "--profiles-dir", profiles, "--target-path", str(target)],
+        env=env, capture_output=True, text=True, cwd=str(REPO), check=False)
+    if proc.returncode != 0:
+        lines = (proc.stdout.strip() or proc.stderr.strip()).splitlines()
+        raise AirflowLocalError(f"`dbt parse` failed: {' | '.join(lines[-3:])}")
+    return target / "manifest.json"
+
+
+_CHECK_SCRIPT = r"""
+import json, time
+started = time.perf_counter()
+from airflow.dag_processing.dagbag import DagBag
+bag = DagBag(__import__("os").environ["AIRFLOW__CORE__DAGS_FOLDER"])
+report = {"import_errors": {k: str(v) for k, v in bag.import_errors.items()},
+          "dagbag_seconds": round(time.perf_counter() - started, 3),
+          "file_seconds": {s.file: s.duration.total_seconds() for s in bag.dagbag_stats}}
+dag = bag.dags.get("etl_ml_pipeline")
+if dag is not None:
+    report.update(
+        schedule=dag.timetable.summary, catchup=dag.catchup, max_active_runs=dag.max_active_runs,
+        params={k: v.schema for k, v in dag.params.items()},
+        tasks={t.task_id: {"upstream": sorted(t.upstream_task_ids),
+                           "downstream": sorted(t.downstream_task_ids),
+                           "trigger_rule": getattr(t.trigger_rule, "value", str(t.trigger_rule)), "retries": t.retries,
+                           "is_teardown": t.is_teardown,
+                           "outlets": [a.name for a in t.outlets]}
+               for t in dag.tasks},
+        order=[t.task_id for t in dag.topological_sort()])
+print("DAGREPORT" + json.dumps(report))
+"""
+
+
+def check_dag(env: dict[str, str]) -> dict:
+    """Parse the dags folder in a fresh interpreter (as the dag-processor does) and describe it."""
+    proc = subprocess.run([sys.executable, "-c", _CHECK_SCRIPT], env=env, capture_output=True,
+                          text=True, cwd=str(REPO), check=False)
+    for line in proc.stdout.splitlines():
+        if line.startswith("DAGREPORT"):
+            return json.loads(line[len("DAGREPORT"):])
+    raise AirflowLocalError(f"parsing the DAG folder crashed: {proc.stderr.strip()[-500:]}")
+
+
+# --- one-shot runs (make demo, tests, benchmarks) ------------------------------------------
+
+def run_dag(env: dict[str, str], conf: dict | None = None, log_path: Path | None = None,
+            timeout: float | None = None) -> tuple[int, dict[str, dict]]:
+    """`airflow dags test` in a subprocess; returns its exit code and the run's task states."""
+    cmd = [airflow_bin(), "dags", "test", DAG_ID]
+    if conf:
+        cmd += ["-c", json.dumps(conf)]
+    with contextlib.ExitStack() as stack:
+        out = stack.enter_context(open(log_path, "w")) if log_path else subprocess.DEVNULL
+        proc = subprocess.run(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, timeout=timeout,
+                              cwd=str(REPO), check=False)
+    return proc.returncode, last_run_tasks(Path(env["AIRFLOW_HOME"]))
+
+
+def last_run_tasks(home: Path) -> dict[str, dict]:
+    """task_id -> {state, seconds, try_number} for the newest run of the DAG."""
+    db = Path(home) / "airflow.db"
+    with sqlite3.connect(db) as conn:
+        row = conn.execute("select run_id from dag_run where dag_id = ? order by id desc limit 1",
+                           (DAG_ID,)).fetchone()
+        if row is None:
+            return {}
+        rows = conn.execute(
+            "select task_id, state, duration, try_number from task_instance "
+            "where dag_id = ? and run_id = ?", (DAG_ID, row[0])).fetchall()
+    return {tid: {"state": state, "seconds": duration, "try_number": tries, "run_id": row[0]}
+            for tid, state, duration, tries in rows}
+
+
+def demo(year: int, home: Path = DEFAULT_HOME) -> int:
+    from lakehouse.airflow_support import demo_summary
+    from lakehouse.warehouse import apply_env
+
+    apply_env()
+    env = airflow_env(home)
+    prepare_home(env)
+    log = Path(env["AIRFLOW_HOME"]) / f"demo-{year}.log"
+    print(f"running DAG {DAG_ID} for {year} in-process (airflow dags test; log: {log}) ...",
+          flush=True)
+    started = time.perf_counter()
+    code, tasks = run_dag(env, {"year": year}, log)
+    elapsed = time.perf_counter() - started
+    order = sorted(tasks.items(), key=lambda kv: kv[1]["seconds"] is None)
+    for task_id, info in order:
+        secs = "" if info["seconds"] is None else f"{info['seconds']:7.1f}s"
+        print(f"  {info['state'] or 'not run':<16} {secs:>8}  {task_id}")
+    print(f"DAG run {'succeeded' if code == 0 else 'FAILED'} in {elapsed:.1f}s")
+    if code != 0:
+        print(f"error: the DAG run failed; see the failed task above and {log}", file=sys.stderr)
+    print(demo_summary(year))
+    return 0 if code == 0 else 1
+
+
+# --- the UI ---------------------------------------------------------------------------------
+
+def _pid_file(home: Path) -> Path:
+    return Path(home) / "standalone.pid"
+
+
+def _running_pid(home: Path) -> int | None:
+    try:
+        pid = int(_pid_file(home).read_text().split()[0])
+        os.kill(pid, 0)
+    except (FileNotFoundError, ValueError, ProcessLookupError, PermissionError):
+        return None
+    return pid
+
+
+def wait_for_api(base_url: str, timeout: float = 180.0, proc: subprocess.Popen | None = None) -> None:
+    import requests
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise AirflowLocalError(f"Airflow exited with code {proc.returncode} before serving")
+        try:
+            if requests.get(f"{base_url}/api/v2/monitor/health", timeout=2).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(1)
+    raise AirflowLocalError(f"Airflow did not answer on {base_url} within {timeout:.0f}s")
+
+
+def api_token(base_url: str, username: str, password: str) -> str:
+    import requests
+
+    resp = requests.post(f"{base_url}/auth/token", json={"username": username, "password": password},
+                         timeout=10)
+    resp.raise_for_status()
+    return resp.json()["access_token"]
+
+
+def wait_for_dag(base_url: str, token: str, timeout: float = 180.0) -> dict:
+    import requests
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        resp = requests.get(f"{base_url}/api/v2/dags/{DAG_ID}",
+                            headers={"Authorization": f"Bearer {token}"}, timeout=10)
+        if resp.status_code == 200:
+            return resp.json()
+        time.sleep(2)
+    raise AirflowLocalError(f"DAG {DAG_ID} did not appear in {timeout:.0f}s: see the "
+                            "dag-processor log for an import error")
+
+
+def serve(home: Path = DEFAULT_HOME, port: int | None = None) -> int:
+    """Start `airflow standalone` in the background (own process group) and wait for the DAG."""
+    from lakehouse.warehouse import apply_env
+
+    if (pid := _running_pid(home)) is not None:
+        print(f"Airflow already runs (pid {pid}); `make airflow-stop` stops it", file=sys.stderr)
+        return 0
+    apply_env()
+    port = port or free_port(DEFAULT_PORT)
+    env = airflow_env(home, port)
+    prepare_home(env)
+    log = Path(env["AIRFLOW_HOME"]) / "standalone.log"
+    with open(log, "ab") as out:
+        proc = subprocess.Popen([airflow_bin(), "standalone"], env=env, stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True, cwd=str(REPO))
+    _pid_file(home).write_text(f"{proc.pid} {port}\n")
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_api(base_url, proc=proc)
+        password = admin_password(Path(env["AIRFLOW_HOME"]))
+        wait_for_dag(base_url, api_token(base_url, ADMIN_USER, password))
+    except Exception:
+        stop(home)
+        print(f"see {log}", file=sys.stderr)
+        raise
+    print(f"Airflow UI: {base_url}  login: {ADMIN_USER} / (password in {passwords_file(Path(env['AIRFLOW_HOME']))})\n"
+          f"DAG {DAG_ID} is paused: unpause it for the yearly catch-up, or trigger it with a year.\n"
+          f"log: {log}; stop with `make airflow-stop`")
+    return 0
+
+
+def stop(home: Path = DEFAULT_HOME, timeout: float = 30.0) -> bool:
+    """Stop what `serve` started: its process group, then any descendant that left it."""
+    import psutil
+
+    pid = _running_pid(home)
+    if pid is None:
+        _pid_file(home).unlink(missing_ok=True)
+        return False
+    try:
+        family = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
+    except psutil.NoSuchProcess:
+        family = []
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+    for proc in family:
+        try:
+            proc.terminate()
+        except psutil.NoSuchProcess:
+            pass
+    _, alive = psutil.wait_procs(family, timeout=timeout)
+    for proc in alive:
+        try:
+            proc.kill()
+        except psutil.NoSuchProcess:
+            pass
+    _pid_file(home).unlink(missing_ok=True)
+    return True
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m lakehouse.airflow_local",
+                                     description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    sv = sub.add_parser("serve", help="start the Airflow UI in the background")
+    sv.add_argument("--port", type=int, default=None, help="API/UI port (default 8080 or a free one)")
+    st = sub.add_parser("stop", help="stop it")
+    dm = sub.add_parser("demo", help="run the DAG once in-process for a year and summarise")
+    dm.add_argument("--year", type=int, required=True)
+    sub.add_parser("env", help="print the environment for running `airflow` commands by hand")
+    for p in (sv, st, dm):
+        p.add_argument("--home", type=Path, default=DEFAULT_HOME)
+    args = parser.parse_args(argv)
+    try:
+        return _dispatch(args)
+    except AirflowLocalError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _dispatch(args) -> int:
+    if args.command == "serve":
+        return serve(args.home, args.port)
+    if args.command == "stop":
+        print("stopped" if stop(args.home) else "not running", file=sys.stderr)
+        return 0
+    if args.command == "demo":
+        return demo(args.year, args.home)
+    for key, value in airflow_env(DEFAULT_HOME, base={}).items():
+        # PATH stays the caller's; a password stays out of shell history and terminals.
+        if key != "PATH" and not (key.startswith("AIRFLOW_CONN") and "password" in value) \
+                and key != "PGPASSWORD":
+            print(f"export {key}={shlex.quote(value)}")
+    return 0
+
+
+if __name__ == "__main__":
+    from lakehouse.cli import run_cli
+
+    sys.exit(run_cli(main))

@@ -1,0 +1,318 @@
+"""What the `etl_ml_pipeline` DAG needs besides the functions it wires: the year a run
+processes, the warehouse settings (Airflow connection or PG* variables), the Cosmos configs,
+a run-scoped scratch folder and its cleanup, and the summary `make demo` prints.
+
+Kept free of heavy imports: the DAG file imports this module at parse time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator, Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any, ClassVar
+
+REPO = Path(__file__).resolve().parents[1]
+DBT_PROJECT_DIR = Path(os.environ.get("LAKEHOUSE_DBT_PROJECT_DIR") or REPO / "dbt_project")
+DBT_PROFILE_NAME = "lakehouse"
+DBT_TARGET_NAME = "dev"
+DBT_PROFILES_EXAMPLE = REPO / "profiles.yml.example"
+WAREHOUSE_CONN_ID = "warehouse"
+
+# The PG* variable each field of an Airflow connection becomes (its `schema` is the database).
+_CONN_TO_LIBPQ = {"host": "PGHOST", "port": "PGPORT", "login": "PGUSER",
+                  "password": "PGPASSWORD", "schema": "PGDATABASE"}
+
+
+def manifest_path() -> Path:
+    """The dbt manifest Cosmos renders from (`make dbt-parse` writes it)."""
+    return Path(os.environ.get("LAKEHOUSE_DBT_MANIFEST", DBT_PROJECT_DIR / "target" / "manifest.json"))
+
+
+def require_manifest() -> Path:
+    path = manifest_path()
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path} does not exist: run `make dbt-parse` (or `dbt parse --project-dir "
+            f"{DBT_PROJECT_DIR}`) so Cosmos can render the dbt models"
+        )
+    return path
+
+
+def warehouse_conn_id() -> str | None:
+    """The Airflow connection that names the warehouse, or None to use the PG* variables.
+
+    Decided from the environment only, so parsing the DAG never queries the metadata DB:
+    `AIRFLOW_CONN_WAREHOUSE` selects the `warehouse` connection; `LAKEHOUSE_WAREHOUSE_CONN_ID`
+    names any other connection (one kept in the metadata DB or a secrets backend).
+    """
+    explicit = os.environ.get("LAKEHOUSE_WAREHOUSE_CONN_ID")
+    if explicit:
+        return explicit
+    if os.environ.get(f"AIRFLOW_CONN_{WAREHOUSE_CONN_ID.upper()}"):
+        return WAREHOUSE_CONN_ID
+    return None
+
+
+def libpq_env_from_connection(conn: Any) -> dict[str, str]:
+    """PG* variables for an Airflow connection object (host, port, login, password, schema)."""
+    env = {}
+    for field, var in _CONN_TO_LIBPQ.items():
+        value = getattr(conn, field, None)
+        if value not in (None, ""):
+            env[var] = str(value)
+    return env
+
+
+def apply_warehouse_env() -> dict[str, str]:
+    """Point this task process's PG* variables at the warehouse (connection first)."""
+    conn_id = warehouse_conn_id()
+    if conn_id is None:
+        from lakehouse.warehouse import apply_env
+
+        return apply_env()
+    from airflow.sdk import BaseHook
+
+    env = libpq_env_from_connection(BaseHook.get_connection(conn_id))
+    if "PGPASSWORD" not in env:
+        os.environ.pop("PGPASSWORD", None)
+    os.environ.update(env)
+    return env
+
+
+def profile_config():
+    """Cosmos ProfileConfig: the warehouse connection when there is one, else the PG* profile.
+
+    Both end at the same server: `apply_warehouse_env` gives the Python tasks the same one.
+    """
+    from cosmos import ProfileConfig
+
+    conn_id = warehouse_conn_id()
+    if conn_id is None:
+        return ProfileConfig(profile_name=DBT_PROFILE_NAME, target_name=DBT_TARGET_NAME,
+                             profiles_yml_filepath=DBT_PROFILES_EXAMPLE)
+    profile_args: dict[str, Any] = {"schema": "silver", "threads": 2}
+    if os.environ.get("DBT_ROLE"):  # as in profiles.yml.example: build as a least-privilege role
+        profile_args["role"] = os.environ["DBT_ROLE"]
+    return ProfileConfig(
+        profile_name=DBT_PROFILE_NAME,
+        target_name=DBT_TARGET_NAME,
+        profile_mapping=_postgres_profile_mapping()(
+            conn_id=conn_id, profile_args=profile_args),
+    )
+
+
+def _postgres_profile_mapping():
+    """Cosmos's Postgres user/password mapping, with the password optional.
+
+    A server that authenticates by trust, peer or ~/.pgpass has no password to put in the
+    connection; Cosmos's own mapping would refuse such a connection.
+    """
+    from cosmos.profiles import PostgresUserPasswordProfileMapping
+
+    class PostgresProfileMapping(PostgresUserPasswordProfileMapping):
+        required_fields: ClassVar[list[str]] = ["host", "user", "dbname"]
+
+        @property
+        def secret_fields(self) -> list[str]:
+            return ["password"] if self.conn.password else []
+
+        @property
+        def profile(self) -> dict[str, Any | None]:
+            profile = super().profile
+            if not self.conn.password:
+                profile["password"] = ""  # dbt-postgres requires the key; libpq sends nothing
+            return profile
+
+    return PostgresProfileMapping
+
+
+def add_outlet(group, model: str, asset) -> None:
+    """Make the task that finishes `model` in a Cosmos task group (its tests when it has
+    them, else its run) announce `asset`, so downstream DAGs fire on a tested table."""
+    tasks = {t.task_id.split(".", 1)[-1]: t for t in group}
+    for suffix in (".test", ".run", "_run"):
+        if (task := tasks.get(model + suffix)) is not None:
+            task.outlets = [*task.outlets, asset]
+            return
+    raise LookupError(f"no task for dbt model {model!r} in task group {group.group_id!r}: "
+                      "re-run `make dbt-parse`")
+
+
+DEFAULT_YEARS = "2009-2018"  # the years of the Kaggle files the original pipeline was built for
+
+
+def lake_years(spec: str | None = None) -> list[int]:
+    """The years the catch-up covers: `LAKEHOUSE_YEARS` such as `2009-2018` or `2015,2017`."""
+    spec = spec if spec is not None else os.environ.get("LAKEHOUSE_YEARS", DEFAULT_YEARS)
+    years: set[int] = set()
+    for part in filter(None, (p.strip() for p in spec.split(","))):
+        first, _, last = part.partition("-")
+        try:
+            lo, hi = int(first), int(last or first)
+        except ValueError:
+            raise ValueError(f"LAKEHOUSE_YEARS={spec!r}: use years and ranges such as "
+                             "`2009-2018` or `2015,2017`") from None
+        years.update(range(lo, hi + 1))
+    if not years:
+        raise ValueError(f"LAKEHOUSE_YEARS={spec!r} names no year")
+    return sorted(years)
+
+
+def yearly_schedule():
+    """One run on 1 January after each lake year, for exactly the years the lake holds.
+
+    A cron `@yearly` with an `end_date` would bound the catch-up too, but Airflow creates no
+    task instances for a run dated after `end_date`: a manual run today would "succeed" doing
+    nothing. A list of yearly dates bounds the catch-up and leaves manual runs alone.
+    """
+    import pendulum
+
+    # The core class: in Airflow 3.3 the Task SDK one serialises without the `_summary` field
+    # the scheduler reads back (KeyError when the DAG is stored).
+    from airflow.timetables.events import EventsTimetable
+
+    years = lake_years()
+    return EventsTimetable(
+        [pendulum.datetime(y + 1, 1, 1, tz="UTC") for y in years], presorted=True,
+        description=f"yearly, 1 January after each of {len(years)} lake years {years[0]}-{years[-1]}")
+
+
+def resolve_year(params: Mapping[str, Any] | None, logical_date: datetime | None,
+                 run_after: datetime | None) -> int:
+    """The year a run processes: the `year` param when given, else the year before the run.
+
+    A yearly run on 2019-01-01 processes 2018, whose file is complete by then. Manual runs
+    without a logical date fall back to their `run_after`.
+    """
+    year = (params or {}).get("year")
+    if year not in (None, ""):
+        return int(year)
+    when = logical_date or run_after
+    if when is None:
+        raise ValueError("the run has neither a `year` param nor a logical date")
+    return when.year - 1
+
+
+def year_from_context(context: Mapping[str, Any]) -> int:
+    dag_run = context.get("dag_run")
+    return resolve_year(context.get("params"), context.get("logical_date"),
+                        getattr(dag_run, "run_after", None))
+
+
+def scratch_dir(run_id: str) -> Path:
+    """A folder private to one DAG run for the temporary files its tasks write."""
+    base = Path(os.environ.get("LAKEHOUSE_SCRATCH_DIR") or Path(tempfile.gettempdir()) / "lakehouse-airflow")
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in run_id)
+    return base / safe
+
+
+@contextlib.contextmanager
+def task_environment(context: Mapping[str, Any]) -> Iterator[Path]:
+    """Warehouse variables set and temp files routed into the run's scratch folder.
+
+    Routing `tempfile` there means anything a part leaves behind when it is killed is removed
+    by the run's cleanup task instead of piling up in /tmp.
+    """
+    apply_warehouse_env()
+    scratch = scratch_dir(context["run_id"])
+    scratch.mkdir(parents=True, exist_ok=True)
+    previous = tempfile.tempdir
+    tempfile.tempdir = str(scratch)
+    try:
+        yield scratch
+    finally:
+        tempfile.tempdir = previous
+
+
+def cleanup_run(run_id: str, year: int | None, lake=None) -> dict[str, Any]:
+    """Remove the run's scratch folder and half-written lake objects of its year.
+
+    A local lake publishes by writing `.{name}.XXXX` beside the target and renaming it; a
+    killed process leaves that temp file behind. Runs of the DAG never overlap
+    (max_active_runs=1), so no writer of this year is alive when this runs.
+    """
+    from lakehouse.lake import Lake, bronze_key, gold_key, silver_key
+
+    removed: list[str] = []
+    scratch = scratch_dir(run_id)
+    if scratch.exists():
+        shutil.rmtree(scratch, ignore_errors=True)
+        removed.append(str(scratch))
+    lake = lake or Lake.from_env()
+    if year is not None and not lake.is_s3:
+        for key in (bronze_key(year), silver_key(year), gold_key(year)):
+            target = Path(lake.url) / key
+            if target.parent.is_dir():
+                for leftover in target.parent.glob(f".{target.name}.*"):
+                    leftover.unlink(missing_ok=True)
+                    removed.append(str(leftover))
+    return {"run_id": run_id, "year": year, "removed": removed}
+
+
+def demo_summary(year: int, top: int = 5) -> str:
+    """A short, human summary of what a run left in the warehouse for `year`."""
+    import psycopg
+    from psycopg import sql
+
+    from lakehouse.warehouse import connect
+
+    lines = [f"== etl_ml_pipeline: year {year} =="]
+    with connect(part="reader") as conn:
+        def scalar(query, params=()):
+            try:
+                return conn.execute(query, params).fetchone()
+            except psycopg.Error as exc:  # a part that has not run yet: skip its line
+                conn.rollback()
+                return exc
+
+        audit = scalar(
+            "select lines_read, rows_loaded, rows_rejected, status from staging.load_audit "
+            "where year = %s order by started_at desc limit 1", (year,))
+        if isinstance(audit, tuple):
+            lines.append(f"bronze lines read {audit[0]:,}: loaded {audit[1]:,}, "
+                         f"rejected {audit[2]:,} (status {audit[3]})")
+        for label, schema, table in (("silver flights", "silver", "flights"),
+                                     ("silver rejected rows", "silver", "flights_rejected"),
+                                     ("gold airport-days", "gold", "agg_dep_delay_by_date"),
+                                     ("scored airport-days", "ml", "dep_delay_anomalies")):
+            row = scalar(sql.SQL("select count(*) from {}.{} where year = %s").format(
+                sql.Identifier(schema), sql.Identifier(table)), (year,))
+            if isinstance(row, tuple):
+                lines.append(f"{label}: {row[0]:,}")
+        anomalies = scalar("select count(*) filter (where is_anomaly), count(*) "
+                           "from ml.dep_delay_anomalies where year = %s", (year,))
+        if isinstance(anomalies, tuple):
+            lines.append(f"anomalies found: {anomalies[0]:,} of {anomalies[1]:,} airport-days")
+            try:
+                rows = conn.execute(
+                    "select id, anomaly_kind, severity, flights, mean_dep_delay, "
+                    "expected_dep_delay, cancel_rate from ml.dep_delay_anomalies "
+                    "where year = %s and is_anomaly "
+                    "order by greatest(coalesce(delay_score, 0), coalesce(cancel_score, 0)) desc "
+                    "limit %s", (year, top)).fetchall()
+            except psycopg.Error:
+                conn.rollback()
+                rows = []
+            if rows:
+                lines.append(f"top {len(rows)}:")
+                for rid, kind, severity, flights, mean, expected, cancel in rows:
+                    lines.append(
+                        f"  {rid:<12} {kind or '-':<12} {severity or '-':<6} flights={flights} "
+                        f"mean_delay={_num(mean)} expected={_num(expected)} "
+                        f"cancel_rate={_num(cancel, 3)}")
+    lines += [
+        "next:",
+        "  make airflow        the Airflow UI with this DAG (login in docs/airflow.md)",
+        "  make docs           the dbt docs of silver and gold",
+        f"  python -m ml plot --year {year}   charts of the flagged airport-days",
+    ]
+    return "\n".join(lines)
+
+
+def _num(value, digits: int = 1) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
