@@ -164,14 +164,22 @@ def _progress_bar(size: int, year: int, progress: bool):
                 desc=f"load {year}", file=sys.stderr, leave=False)
 
 
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def cli_load(args) -> int:
     """`python -m loaders load --year Y [--json]`"""
     try:
         result = load_year(args.year, progress=True)
     except psycopg.OperationalError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"loading {args.year} failed in the warehouse: {first}; check that "
-                        "PostgreSQL runs and the PG* variables point at it, then re-run") from exc
+        raise UserError(f"loading {args.year} failed in the warehouse: {_first_line(exc)}; "
+                        "check that PostgreSQL runs and the PG* variables point at it, then "
+                        "re-run (the year's previous rows are unchanged)") from exc
+    except psycopg.Error as exc:
+        raise UserError(f"loading {args.year} failed in the warehouse: {_first_line(exc)}; "
+                        "the year's previous rows are unchanged (see staging.load_audit)") from exc
     if args.json:
         print(json.dumps(result.as_dict()))
     else:

@@ -411,3 +411,19 @@ def test_read_ahead_passes_items_errors_and_stops_with_its_consumer():
     gen.close()  # the consumer gives up (e.g. COPY failed): the worker must end too
     assert not any(t.name == "endless-test" for t in threading.enumerate())
     assert len(produced) <= 5
+
+
+def test_unreachable_warehouse_is_one_line_exit_2(lake, monkeypatch):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens here once the socket is closed
+    put_bronze(2018, DAMAGED)
+    env = {**os.environ, "PGHOST": "127.0.0.1", "PGPORT": str(port), "PGDATABASE": "x",
+           "PGCONNECT_TIMEOUT": "5"}
+    proc = run_cli("load", "--year", "2018", env=env)
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1, proc.stderr
+    assert proc.stderr.startswith("error: loading 2018 failed in the warehouse: ")
+    assert "PG* variables" in proc.stderr
