@@ -278,11 +278,12 @@ def _make_unique(group: np.ndarray, value: np.ndarray, lo: int,
     value = value.copy()
     for _ in range(100):
         key = group * 10_000 + value
+        sorted_key = np.sort(key)
+        if (sorted_key[1:] != sorted_key[:-1]).all():  # the common case: a cheap sort suffices
+            return value
         order = np.argsort(key, kind="stable")
         sorted_key = key[order]
         starts = np.r_[True, sorted_key[1:] != sorted_key[:-1]]
-        if starts.all():
-            return value
         idx = np.arange(len(key))
         rank = idx - np.maximum.accumulate(np.where(starts, idx, 0))
         value[order] += rank
