@@ -127,11 +127,11 @@ def process_block(block: bytes, first_line_no: int) -> Batch:
     """
     if b"\r" in block:
         block = block.replace(b"\r\n", b"\n")
-    n = block.count(b"\n")
     skeleton = block.translate(None, _NOT_SEPARATOR)
-    # n lines and n whole skeletons in n * 28 bytes: every line has exactly 27 commas.
-    if (len(skeleton) == n * len(_ROW_SKELETON) and skeleton.count(_ROW_SKELETON) == n
-            and b"\x00" not in block and (block.isascii() or _is_utf8(block))):
+    n = len(skeleton) // len(_ROW_SKELETON)
+    # The skeleton keeps every line break, so this also says the block has n lines.
+    if (skeleton == _ROW_SKELETON * n and b"\x00" not in block
+            and (block.isascii() or _is_utf8(block))):
         return Batch(_format_block(block, first_line_no, n), n, [], n)
     return _process_lines(block, first_line_no)
 
@@ -220,8 +220,9 @@ def read_batches(fh: BinaryIO, uri: str, block_size: int = BLOCK_SIZE) -> Iterat
     if skipping:
         carry = b""
     if carry:
-        # The last line has no line break: it is still a data line.
-        batch = process_block(carry + b"\n", line_no)
+        # What is left: lines the header read took along (a small file), and a last line
+        # without a line break, which is still a data line.
+        batch = process_block(carry if carry.endswith(b"\n") else carry + b"\n", line_no)
         batch.bytes_read, bytes_read = bytes_read, 0
         yield batch
     elif bytes_read:
