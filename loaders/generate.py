@@ -154,7 +154,12 @@ def _conditions(cal: _Year, uni: Universe, rng: np.random.Generator) -> _Conditi
     base = 0.28 + 0.06 * uni.hubness + rng.normal(0, 0.03, uni.size)
     base += np.array([_CONGESTED.get(str(code), 0.0) for code in uni.iata])
     weather = _weather(cal, uni, rng)
-    daily_noise = np.exp(rng.normal(0, 0.10, shape))
+    # Each airport's day-to-day wobble carries over a little into the next day (AR(1)), as
+    # real operational trouble does.
+    shocks = rng.normal(0, 0.085, shape)
+    for i in range(1, n_days):
+        shocks[i] += 0.5 * shocks[i - 1]
+    daily_noise = np.exp(shocks)
     p_late = np.clip(base[None, :] * cal.delay_level[:, None] * daily_noise + 0.12 * weather,
                      0.03, 0.9)
     north = np.clip((uni.lat - 36) / 8, 0, 1)
