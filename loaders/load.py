@@ -98,7 +98,10 @@ def load_year(year: int, lake: Lake | None = None, progress: bool = False) -> Lo
                       "succeeded")
 
 
-def _load_in_one_transaction(conn, lake, key, uri, year, load_id, size, progress, started):
+def _load_in_one_transaction(conn: psycopg.Connection, lake: Lake, key: str, uri: str,
+                             year: int, load_id: str, size: int, progress: bool,
+                             started: float) -> tuple[int, int, int, float]:
+    """COPY the object into fresh tables and swap them in; (lines, loaded, rejected, seconds)."""
     lines = loaded = 0
     with conn.transaction(), tempfile.SpooledTemporaryFile(
         _REJECT_SPOOL_BYTES, mode="w+", encoding="utf-8"
@@ -107,7 +110,8 @@ def _load_in_one_transaction(conn, lake, key, uri, year, load_id, size, progress
         flights = st.create_fresh(conn, st.FLIGHTS, year, load_id)
         rejected_tbl = st.create_fresh(conn, st.REJECTED, year, load_id)
         rejected = 0
-        with conn.cursor() as cur, lake.open_read(key) as fh, _progress_bar(size, year, progress) as bar:
+        with conn.cursor() as cur, lake.open_read(key) as fh, \
+                _progress_bar(size, year, progress) as bar:
             with cur.copy(st.copy_flights_statement(flights)) as copy:
                 for batch in read_ahead(read_batches(fh, uri), name="bronze-reader"):
                     if batch.payload:
