@@ -211,10 +211,11 @@ def _plan_disruptions(cal: _Year, uni: Universe, cond: _Conditions,
                 pool = pool[uni.lat[pool] > 38]  # blizzards hit the north
             airport = int(rng.choice(pool))
             if kind == "regional_storm":
-                miles = uni.distance[airport, storm_members]
-                order = storm_members[np.argsort(miles, kind="stable")]
+                others = storm_members[storm_members != airport]
+                order = others[np.argsort(uni.distance[airport, others], kind="stable")]
                 near = order[uni.distance[airport, order] <= 450]
-                members = (near if len(near) >= 3 else order[:3])[: int(rng.integers(3, 9))]
+                neighbours = near if len(near) >= 2 else order[:2]
+                members = np.r_[airport, neighbours][: int(rng.integers(3, 9))]
                 days = [day] if rng.random() < 0.5 or day + 1 >= n_days else [day, day + 1]
             else:
                 members = np.array([airport])

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import functools
 import hashlib
 import io
 import json
+import math
 import os
 import re
 import statistics
@@ -156,6 +158,21 @@ def test_realistic_statistics(year_200k):
     assert per_day[thanksgiving] < 0.85 * ordinary and per_day[christmas] < 0.85 * ordinary
 
 
+@functools.lru_cache(maxsize=1)
+def known_airports() -> dict:
+    import airportsdata
+
+    return airportsdata.load("IATA")
+
+
+def miles_between(a: str, b: str) -> float:
+    known = known_airports()
+    p1, p2 = math.radians(known[a]["lat"]), math.radians(known[b]["lat"])
+    dl = math.radians(known[b]["lon"] - known[a]["lon"])
+    h = math.sin((p2 - p1) / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * 3958.8 * math.asin(math.sqrt(h))
+
+
 def daily_stats(rows):
     days = defaultdict(lambda: [0, 0, []])
     for r in rows:
@@ -178,6 +195,10 @@ def test_labels_match_the_data(year_200k):
     assert any(e["fl_date"] <= "2018-01-14" for e in labels["disruptions"])
     ids = {e["event_id"] for e in labels["disruptions"]}
     assert {d["event_id"] for d in labels["airport_days"]} == ids
+    storms = [e for e in labels["disruptions"] if e["kind"] == "regional_storm"]
+    assert storms and all(e["origins"][0] == e["center"] and 3 <= len(e["origins"]) <= 8
+                          for e in storms)
+    assert max(miles_between(e["center"], o) for e in storms for o in e["origins"]) <= 800
     assert len({(d["origin"], d["fl_date"]) for d in labels["airport_days"]}) == len(
         labels["airport_days"]), "an airport-day belongs to one event"
 
