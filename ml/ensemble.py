@@ -28,6 +28,10 @@ def _delay_votes(df: pd.DataFrame) -> np.ndarray:
 
 
 RULES = {
+    "seasonal_or_late_or_cancel": lambda d: _f(d, "seasonal_robust") | _f(d, "delayed_share")
+    | _f(d, "cancel_wave"),
+    "arima_or_late_or_cancel": lambda d: _f(d, "arima") | _f(d, "delayed_share")
+    | _f(d, "cancel_wave"),
     "seasonal_and_late_or_cancel": lambda d: (_f(d, "seasonal_robust") & _f(d, "delayed_share"))
     | _f(d, "cancel_wave"),
     "late_or_cancel": lambda d: _f(d, "delayed_share") | _f(d, "cancel_wave"),

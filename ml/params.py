@@ -15,29 +15,30 @@ class Params:
     min_history_days: int = 28  # fewer days with flights than this: insufficient_history
     # seasonal robust detector (weekday profile + leave-one-out rolling median level)
     level_half_width: int = 14
-    delay_z: float = 4.0
+    delay_z: float = 5.0
+    late_support: float = 4.0  # a delay flag also needs this delayed-share tail score
     # cancellation-wave detector (beta-binomial tail given baseline rate and volume)
     cancel_half_width: int = 28
     count_prior_flights: float = 200.0
     cancel_min_rate: float = 0.002
     cancel_score_min: float = 6.0  # -log10 tail probability
-    cancel_min_excess: float = 0.05  # and at least this much above the baseline rate
+    cancel_min_excess: float = 0.1  # and at least this much above the baseline rate
     # delayed-share detector (same tail test on flights 15+ minutes late among those flown)
     late_half_width: int = 14
     late_score_min: float = 6.0
-    late_min_excess: float = 0.15
+    late_min_excess: float = 0.1
     # isolation forest (done right: seeded, deseasonalised volume-aware features, one-sided)
     iforest_trees: int = 100
-    iforest_threshold: float = 0.62
+    iforest_threshold: float = 0.77
     # ARIMA (done right: order searched once by AIC, robust residual scale, one-sided)
     arima_max_p: int = 2
     arima_max_q: int = 2
-    arima_z: float = 4.0
+    arima_z: float = 5.0
     # the original pipeline's rules, kept for the evaluation's comparison rows
     original_contamination: float = 0.01
     original_arima_max_pq: int = 4
     # ensemble
-    ensemble_rule: str = "late_or_cancel"
+    ensemble_rule: str = "seasonal_or_late_or_cancel"
     n_jobs: int = 2
 
     def as_dict(self) -> dict:

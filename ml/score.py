@@ -51,6 +51,7 @@ def score_year(year: int, params: Params | None = None) -> dict:
             "anomalies": int(scored["is_anomaly"].sum()),
             "failures": problems,
             "status": "succeeded",
+            "detector_seconds": scored.attrs.get("detector_seconds", {}),
             "started_at": started,
         }
         run["finished_at"] = store.utcnow()
@@ -67,4 +68,5 @@ def score_year(year: int, params: Params | None = None) -> dict:
         "failures": len(errors),
         "warnings": len(problems) - len(errors),
         "seconds": round(time.perf_counter() - t0, 3),
+        "detector_seconds": run["detector_seconds"],
     }

@@ -7,10 +7,12 @@ plus the list of per-airport failures and warnings. `ml.score` does the I/O arou
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pandas as pd
 
-from ml.detectors import DETECTORS, ORIGINAL_DETECTORS, Detection
+from ml.detectors import DETECTORS, ORIGINAL_DETECTORS, Detection, isolation_forest_panel
 from ml.ensemble import FLAG_COLUMNS, decide
 from ml.params import Params
 from ml.series import AirportSeries
@@ -24,11 +26,15 @@ OUTPUT_COLUMNS = [
     "history_status", "ensemble_rule",
 ]
 ORIGINAL_FLAG_COLUMNS = {name: f"flag_{name}" for name in ORIGINAL_DETECTORS}
+IFOREST_FEATURES = ["_if_delay_z", "_if_late", "_if_cancel"]
 
 
 def score_airport(origin: str, frame: pd.DataFrame, year: int, params: Params,
-                  originals: bool = False) -> tuple[pd.DataFrame, list[dict]]:
-    """All detectors on one airport; returns its scored-year rows and its problems."""
+                  originals: bool = False, timings: dict | None = None,
+                  only_originals: bool = False) -> tuple[pd.DataFrame, list[dict]]:
+    """All detectors on one airport; returns its scored-year rows and its problems.
+
+    `timings`, when given, accumulates each detector's seconds."""
     target_rows = frame[frame["year"] == year].sort_values("fl_date")
     out = target_rows[[c for c in OUTPUT_COLUMNS if c in target_rows.columns]].copy()
     for col in FLAG_COLUMNS.values():
@@ -48,17 +54,23 @@ def score_airport(origin: str, frame: pd.DataFrame, year: int, params: Params,
     ctx: dict = {}
     results: dict[str, Detection] = {}
     detectors = dict(DETECTORS, **(ORIGINAL_DETECTORS if originals else {}))
+    if only_originals:
+        detectors = dict(ORIGINAL_DETECTORS)
     for name, detector in detectors.items():
+        t0 = time.perf_counter()
         try:
             det = detector(series, params, ctx)
         except Exception as exc:  # noqa: BLE001 - one airport's failed fit must not stop the run
             problems.append({"origin": origin, "detector": name, "level": "error",
                              "message": f"{type(exc).__name__}: {exc}"[:500]})
-            if name in ("seasonal_robust", "cancel_wave", "delayed_share"):
+            if name in ("seasonal_robust", "cancel_wave", "delayed_share") and not only_originals:
                 # later detectors depend on these baselines: the airport cannot be scored
                 out["history_status"] = "insufficient_history"
                 return out, problems
             continue
+        finally:
+            if timings is not None:
+                timings[name] = timings.get(name, 0.0) + time.perf_counter() - t0
         for message in det.warnings:
             problems.append({"origin": origin, "detector": name, "level": "warning",
                              "message": message[:500]})
@@ -81,24 +93,37 @@ def score_airport(origin: str, frame: pd.DataFrame, year: int, params: Params,
     out["late_score"] = take("delayed_share", "score")
     out["expected_late_share"] = take("delayed_share", "expected")
     for name, det in results.items():
+        if name == "isolation_forest":
+            continue  # flagged later, by the forest fitted on every airport's days
         col = FLAG_COLUMNS.get(name) or ORIGINAL_FLAG_COLUMNS[name]
         out[col] = det.flag[pos]
+    if "iforest_features" in ctx:
+        feats = ctx["iforest_features"][pos]
+        for i, col in enumerate(IFOREST_FEATURES):
+            out[col] = feats[:, i]
+        out["_iforest_train"] = ctx["iforest_train"][pos]
     return out, problems
 
 
 def _score_chunk(chunk: list[tuple[str, pd.DataFrame]], year: int, params: Params,
-                 originals: bool) -> tuple[list[pd.DataFrame], list[dict]]:
-    frames, problems = [], []
+                 originals: bool, only_originals: bool = False,
+                 ) -> tuple[list[pd.DataFrame], list[dict], dict]:
+    frames, problems, timings = [], [], {}
     for origin, frame in chunk:
-        rows, probs = score_airport(origin, frame, year, params, originals)
+        rows, probs = score_airport(origin, frame, year, params, originals, timings,
+                                    only_originals)
         frames.append(rows)
         problems.extend(probs)
-    return frames, problems
+    return frames, problems, timings
 
 
 def score_frame(gold: pd.DataFrame, year: int, params: Params | None = None,
-                originals: bool = False) -> tuple[pd.DataFrame, list[dict]]:
-    """Score the `year` rows of `gold` (other years are history). Deterministic."""
+                originals: bool = False, only_originals: bool = False,
+                ) -> tuple[pd.DataFrame, list[dict]]:
+    """Score the `year` rows of `gold` (other years are history). Deterministic.
+
+    `scored.attrs["detector_seconds"]` holds each detector's summed CPU seconds (the pooled
+    Isolation Forest under "isolation_forest_panel")."""
     from joblib import Parallel, delayed
 
     params = params or Params()
@@ -110,17 +135,33 @@ def score_frame(gold: pd.DataFrame, year: int, params: Params | None = None,
     n_chunks = max(1, min(len(order), params.n_jobs * 4))
     chunks = [[(o, groups[o]) for o in order[i::n_chunks]] for i in range(n_chunks)]
     if params.n_jobs == 1 or len(chunks) == 1:
-        parts = [_score_chunk(c, year, params, originals) for c in chunks]
+        parts = [_score_chunk(c, year, params, originals, only_originals) for c in chunks]
     else:
         parts = Parallel(n_jobs=params.n_jobs)(
-            delayed(_score_chunk)(c, year, params, originals) for c in chunks
+            delayed(_score_chunk)(c, year, params, originals, only_originals) for c in chunks
         )
     frames = [f for part in parts for f in part[0]]
+    seconds: dict[str, float] = {}
+    for part in parts:
+        for name, sec in part[2].items():
+            seconds[name] = seconds.get(name, 0.0) + sec
     problems = sorted((p for part in parts for p in part[1]),
                       key=lambda p: (p["origin"], p["detector"], p["message"]))
     if not frames:
         return pd.DataFrame(columns=OUTPUT_COLUMNS), problems
     scored = pd.concat(frames, ignore_index=True)
+    if "_iforest_train" in scored:
+        ok = scored["_iforest_train"].notna().to_numpy()
+        X = scored.loc[ok, IFOREST_FEATURES].to_numpy(dtype=float)
+        train = scored.loc[ok, "_iforest_train"].to_numpy(dtype=bool)
+        t0 = time.perf_counter()
+        score, flag = isolation_forest_panel(X, train, params)
+        seconds["isolation_forest_panel"] = time.perf_counter() - t0
+        scored.loc[ok, "iforest_score"] = score
+        scored.loc[ok, "flag_isolation_forest"] = flag
+        scored["flag_isolation_forest"] = scored["flag_isolation_forest"].astype(bool)
+        scored = scored.drop(columns=[*IFOREST_FEATURES, "_iforest_train"])
     scored = decide(scored, params.ensemble_rule, params.delay_z, params.cancel_score_min)
     scored = scored.sort_values(["origin", "fl_date"]).reset_index(drop=True)
+    scored.attrs["detector_seconds"] = {k: round(v, 3) for k, v in seconds.items()}
     return scored, problems

@@ -36,7 +36,7 @@ class AirportSeries:
 
     @property
     def weekday(self) -> np.ndarray:
-        return self.dates.weekday.to_numpy()
+        return self.dates.day_of_week.to_numpy()
 
     def __len__(self) -> int:
         return len(self.dates)

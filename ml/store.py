@@ -61,8 +61,8 @@ def read_gold(conn: psycopg.Connection, year: int, history_years: int) -> pd.Dat
         for block in copy:
             buf.write(block)
     buf.seek(0)
-    frame = pd.read_csv(buf, dtype={"id": str, "origin": str}, parse_dates=["fl_date"])
-    frame["fl_date"] = frame["fl_date"].dt.date
+    frame = pd.read_csv(buf, dtype={"id": str, "origin": str})
+    frame["fl_date"] = pd.to_datetime(frame["fl_date"]).dt.date
     return frame
 
 
@@ -131,11 +131,12 @@ def upsert_year(conn: psycopg.Connection, year: int, rows: pd.DataFrame, run: di
 def record_run(conn: psycopg.Connection, run: dict) -> None:
     conn.execute(
         "insert into ml.model_runs (run_id, year, model_version, params, airports, airport_days,"
-        " anomalies, failures, status, started_at, finished_at, seconds)"
+        " anomalies, failures, status, started_at, finished_at, seconds, detector_seconds)"
         " values (%(run_id)s, %(year)s, %(model_version)s, %(params)s, %(airports)s,"
         " %(airport_days)s, %(anomalies)s, %(failures)s, %(status)s, %(started_at)s,"
-        " %(finished_at)s, %(seconds)s)",
-        {**run, "params": json.dumps(run["params"]), "failures": json.dumps(run["failures"])},
+        " %(finished_at)s, %(seconds)s, %(detector_seconds)s)",
+        {**run, "params": json.dumps(run["params"]), "failures": json.dumps(run["failures"]),
+         "detector_seconds": json.dumps(run.get("detector_seconds", {}))},
     )
 
 

@@ -13,6 +13,7 @@ create table if not exists ml.model_runs (
     anomalies     integer,
     failures      jsonb       not null default '[]'::jsonb,
     status        text        not null default 'succeeded',
+    detector_seconds jsonb,
     started_at    timestamptz not null,
     finished_at   timestamptz,
     seconds       double precision

@@ -1,0 +1,217 @@
+"""The detectors as pure functions on synthetic daily series (no database)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from ml import detectors
+from ml.counts import tail_score
+from ml.params import Params
+from ml.scoring import score_airport, score_frame
+from ml.series import AirportSeries
+
+P = Params()
+
+
+def weekly_series(days=365, flights=200, seed=0, start="2018-01-01"):
+    """Mean delays with a weekday shape (Saturday quiet) and noise; delayed counts to match."""
+    rng = np.random.default_rng(seed)
+    dates = pd.date_range(start, periods=days, freq="D")
+    shape = np.where(dates.day_of_week == 5, -4.0, 2.0)
+    delay = 8 + shape + rng.normal(0, 2.0, days)
+    n = np.full(days, float(flights))
+    n[dates.day_of_week == 5] *= 0.8
+    share = np.clip(0.18 + (delay - 8) / 100, 0.01, 0.99)
+    delayed = rng.binomial(n.astype(int), share).astype(float)
+    cancelled = rng.binomial(n.astype(int), 0.015).astype(float)
+    return delay, n, delayed, cancelled
+
+
+def run(series, *names):
+    ctx: dict = {}
+    out = {}
+    for name, det in detectors.DETECTORS.items():
+        out[name] = det(series, P, ctx)
+    return out, ctx
+
+
+def make(delay, n, delayed, cancelled, start="2018-01-01"):
+    return AirportSeries.from_arrays(delay, flights=n, scheduled=n + cancelled,
+                                     cancelled=cancelled, delayed=delayed, start=start)
+
+
+def test_a_late_day_is_flagged_and_its_own_value_does_not_raise_its_expectation():
+    delay, n, delayed, cancelled = weekly_series()
+    day = 200
+    delay[day] = 70.0
+    delayed[day] = n[day] * 0.8
+    out, _ = run(make(delay, n, delayed, cancelled))
+    seasonal = out["seasonal_robust"]
+    assert seasonal.flag[day]
+    assert abs(seasonal.expected[day] - 10.0) < 2.0  # about the weekday norm, not pulled to 70
+    assert seasonal.flag.sum() == 1
+
+
+def test_quiet_days_and_saturdays_are_not_anomalies():
+    delay, n, delayed, cancelled = weekly_series()
+    delay[100] = -25.0  # a holiday: nobody flies, nobody waits
+    delayed[100] = 0
+    n[100] = 60
+    out, _ = run(make(delay, n, delayed, cancelled))
+    for name in ("seasonal_robust", "arima", "delayed_share", "cancel_wave"):
+        assert not out[name].flag.any(), name
+    saturdays = pd.date_range("2018-01-01", periods=365).day_of_week == 5
+    # the weekday profile expects Saturdays to be quieter
+    assert np.nanmean(out["seasonal_robust"].expected[saturdays]) < np.nanmean(
+        out["seasonal_robust"].expected[~saturdays]) - 4
+
+
+def test_the_first_days_of_a_year_are_scored_without_history():
+    delay, n, delayed, cancelled = weekly_series()
+    delay[2] = 80.0
+    delayed[2] = n[2] * 0.85
+    out, _ = run(make(delay, n, delayed, cancelled))
+    assert out["seasonal_robust"].flag[2]
+    assert out["arima"].flag[2]
+    assert np.isfinite(out["seasonal_robust"].expected[:7]).all()
+
+
+def test_past_storms_do_not_widen_the_band():
+    delay, n, delayed, cancelled = weekly_series(seed=3)
+    clean, _ = run(make(delay.copy(), n, delayed.copy(), cancelled))
+    stormy_delay, stormy_delayed = delay.copy(), delayed.copy()
+    for day in range(20, 180, 9):  # 18 storm days
+        stormy_delay[day] = 90.0
+        stormy_delayed[day] = n[day] * 0.9
+    stormy, _ = run(make(stormy_delay, n, stormy_delayed, cancelled))
+    width = lambda d: np.nanmedian(d.band_high - d.band_low)
+    assert width(stormy["seasonal_robust"]) < 1.25 * width(clean["seasonal_robust"])
+    assert stormy["seasonal_robust"].flag[20:180:9].all()
+
+
+def test_a_blizzard_cancellation_wave_is_caught_though_the_few_flights_leave_on_time():
+    delay, n, delayed, cancelled = weekly_series()
+    day = 40
+    cancelled[day] = 170.0
+    n[day] = 30.0  # the 30 that still fly leave on time
+    delay[day] = 5.0
+    delayed[day] = 3.0
+    out, _ = run(make(delay, n, delayed, cancelled))
+    assert out["cancel_wave"].flag[day]
+    assert not out["seasonal_robust"].flag[day]
+    assert out["cancel_wave"].band_high[day] < 0.5
+
+
+def test_cancellations_are_judged_on_a_volume_aware_scale():
+    # 30 % cancelled: 3 of 10 is weak evidence, 300 of 1000 is overwhelming
+    p0 = np.array([0.015, 0.015])
+    small, big = tail_score(np.array([3, 300]), np.array([10, 1000]), p0, 0.0)
+    assert big > 20 > small
+
+
+def test_tail_score_is_the_exact_binomial_tail_without_overdispersion():
+    k, n, p = np.array([0, 1, 5, 40]), np.array([10, 10, 100, 200]), np.full(4, 0.02)
+    expected = -np.log10(stats.binom.sf(k - 1, n, p))
+    np.testing.assert_allclose(tail_score(k, n, p, 0.0), expected, rtol=1e-6, atol=1e-9)
+    assert (tail_score(k, n, p, 0.05)[2:] < expected[2:]).all()  # overdispersion: less surprising
+
+
+def test_one_very_late_flight_at_a_tiny_airport_is_not_an_anomaly():
+    rng = np.random.default_rng(5)
+    days = 365
+    n = rng.integers(1, 3, days).astype(float)
+    delay = rng.normal(-2, 6, days)
+    delayed = np.zeros(days)
+    for day in (50, 120, 300):
+        delay[day] = 180.0  # one flight, three hours late
+        delayed[day] = 1
+    out, _ = run(make(delay, n, delayed, np.zeros(days)))
+    assert out["seasonal_robust"].score[[50, 120, 300]].min() > P.delay_z  # the mean is extreme
+    assert not out["seasonal_robust"].flag.any()  # but one late flight is no disruption
+    assert not out["delayed_share"].flag.any()
+
+
+def test_original_rules_flag_a_fixed_share_and_quiet_days():
+    delay, n, delayed, cancelled = weekly_series()
+    delay[100] = -25.0
+    s = make(delay, n, delayed, cancelled)
+    iso = detectors.original_isolation_forest(s, P, {})
+    assert iso.flag[100]  # two-sided: the quiet holiday is an "anomaly" for the original
+    assert 2 <= iso.flag.sum() <= 6  # contamination 0.01 of 365 days
+    plain = make(*weekly_series())
+    arima = detectors.original_arima(plain, P, {})
+    assert arima.flag.mean() > 0.05  # squared residual > mean + 1 sigma: ~10 % of normal days
+
+
+def gold_frame(origins=("AAA", "BBB"), years=(2017, 2018), days_per_year=365, seed=1):
+    rows = []
+    for i, origin in enumerate(origins):
+        for year in years:
+            delay, n, delayed, cancelled = weekly_series(days_per_year, 120 + 40 * i,
+                                                         seed + i * 10 + year, f"{year}-01-01")
+            dates = pd.date_range(f"{year}-01-01", periods=days_per_year, freq="D")
+            for d, dl, fl, dd, cc in zip(dates, delay, n, delayed, cancelled):
+                rows.append({"id": origin + d.strftime("%Y%m%d"), "origin": origin,
+                             "fl_date": d.date(), "year": year, "flights": int(fl),
+                             "scheduled_flights": int(fl + cc), "cancelled_flights": int(cc),
+                             "mean_dep_delay": dl, "cancel_rate": cc / (fl + cc),
+                             "delayed_15_flights": int(dd)})
+    return pd.DataFrame(rows)
+
+
+def test_scoring_is_deterministic_and_covers_every_airport_day_of_the_year():
+    gold = gold_frame()
+    a, _ = score_frame(gold, 2018, P.replace(n_jobs=2))
+    b, _ = score_frame(gold, 2018, P.replace(n_jobs=1))
+    assert len(a) == 2 * 365 and a["id"].is_unique and (a["year"] == 2018).all()
+    pd.testing.assert_frame_equal(a, b)
+
+
+def test_an_airport_with_too_little_history_is_kept_and_marked():
+    gold = gold_frame()
+    tiny = gold[(gold["origin"] == "AAA") & (gold["year"] == 2018)].head(10).copy()
+    tiny["origin"] = "TNY"
+    tiny["id"] = "TNY" + pd.to_datetime(tiny["fl_date"]).dt.strftime("%Y%m%d")
+    scored, _ = score_frame(pd.concat([gold, tiny]), 2018, P.replace(n_jobs=1))
+    rows = scored[scored["origin"] == "TNY"]
+    assert len(rows) == 10
+    assert (rows["history_status"] == "insufficient_history").all()
+    assert not rows["is_anomaly"].any() and (rows["severity"] == "none").all()
+
+
+def test_a_failing_detector_is_isolated_to_its_airport(monkeypatch):
+    def broken(s, p, ctx):
+        if s.origin == "BBB":
+            raise np.linalg.LinAlgError("LU decomposition error")
+        return detectors.arima(s, p, ctx)
+
+    monkeypatch.setitem(detectors.DETECTORS, "arima", broken)
+    gold = gold_frame()
+    rows, problems = score_airport("BBB", gold[gold["origin"] == "BBB"], 2018, P)
+    assert [p["detector"] for p in problems if p["level"] == "error"] == ["arima"]
+    assert "LinAlgError" in problems[0]["message"]
+    assert (rows["history_status"] == "scored").all()
+    assert rows["delay_score"].notna().all() and rows["arima_score"].isna().all()
+
+
+def test_history_from_earlier_years_is_used():
+    gold = gold_frame(years=(2017, 2018))
+    series = AirportSeries.from_frame("AAA", gold[gold["origin"] == "AAA"], 2018)
+    assert len(series) == 730 and series.target.sum() == 365 and not series.target[:365].any()
+
+
+@pytest.mark.parametrize("rule", ["seasonal_or_late_or_cancel", "vote2_delay_or_cancel"])
+def test_the_ensemble_explains_itself(rule):
+    gold = gold_frame(origins=("AAA",))
+    day = gold.index[(gold["year"] == 2018)][150]
+    gold.loc[day, ["mean_dep_delay", "delayed_15_flights"]] = [75.0, 100]
+    scored, _ = score_frame(gold, 2018, P.replace(ensemble_rule=rule, n_jobs=1))
+    hit = scored[scored["id"] == gold.loc[day, "id"]].iloc[0]
+    assert hit["is_anomaly"] and hit["anomaly_kind"] == "delay"
+    assert hit["severity"] in ("medium", "high")
+    assert hit["ensemble_rule"] == rule
+    quiet = scored[~scored["is_anomaly"]]
+    assert quiet["anomaly_kind"].isna().all() and (quiet["severity"] == "none").all()
