@@ -35,16 +35,13 @@ help:
 	@echo "make roles       create the least-privilege warehouse roles (idempotent)"
 	@echo "make superset    Superset with the lakehouse dashboards on SUPERSET_PORT (default 8088)"
 	@echo "make superset-stop  stop it"
-	@echo "make dbt-build   dbt build (silver + gold + tests) for YEAR=$(YEAR) (YEAR= builds every loaded year)"
+	@echo "make dbt-build   dbt build of silver + gold + tests for YEAR=$(YEAR) (YEAR= every loaded year; tag:ml views build after scoring)"
 	@echo "make dbt-parse   write dbt_project/target/manifest.json (no database needed; Cosmos renders from it)"
 	@echo "make docs        generate and serve the dbt docs on DOCS_PORT (default 8081)"
 	@echo "make bench-dbt   dbt benchmark vs hand-written SQL (BENCH_ROWS=7200000 by default)"
 	@echo "make airflow     Airflow UI with the etl_ml_pipeline DAG on AIRFLOW_PORT (default 8080 or a free port)"
 	@echo "make airflow-stop  stop it"
 	@echo "make dag-test    the DAG's tests: parse, wiring, full runs, the API"
-	@echo "make score       score YEAR=$(YEAR) of gold into ml.dep_delay_anomalies (python -m ml score)"
-	@echo "make ml-evaluate precision/recall/F1 of every detector on generated years (python -m ml evaluate)"
-	@echo "make bench-ml    scoring speed vs the original rules (BENCH_ROWS=7200000 by default)"
 
 venv: $(VENV)/.synced
 
@@ -69,7 +66,7 @@ demo: venv dbt-profile
 	@$(WITH_DB) set -e; \
 	$(PY) -m loaders generate --year $(YEAR) --rows $(ROWS) --seed $(SEED); \
 	$(PY) -m loaders load --year $(YEAR); \
-	$(DBT) build --project-dir dbt_project --vars '{year: $(YEAR)}'; \
+	$(DBT) build --project-dir dbt_project --vars '{year: $(YEAR)}' --exclude tag:ml; \
 	$(PY) -m loaders export --year $(YEAR)
 
 test: venv
@@ -97,7 +94,7 @@ dbt-parse: venv dbt-profile
 	$(DBT) parse --project-dir dbt_project
 
 dbt-build: venv dbt-profile
-	@$(WITH_DB) $(DBT) build --project-dir dbt_project $(DBT_YEAR_VARS)
+	@$(WITH_DB) $(DBT) build --project-dir dbt_project $(DBT_YEAR_VARS) --exclude tag:ml
 
 docs: venv dbt-profile
 	@$(WITH_DB) $(DBT) docs generate --project-dir dbt_project && \
@@ -149,14 +146,3 @@ generate: venv
 
 bench-generate: venv
 	$(PY) bench/bench_generate.py --rows $${BENCH_ROWS:-7200000}
-
-# Anomaly scoring (ml/): score a year of gold into ml.*, evaluate the detectors, benchmark.
-.PHONY: score ml-evaluate bench-ml
-score: venv
-	@$(WITH_DB) $(PY) -m ml score --year $(YEAR)
-
-ml-evaluate: venv dbt-profile
-	@$(WITH_DB) $(PY) -m ml evaluate --markdown docs/ml_evaluation.md
-
-bench-ml: venv
-	$(PY) bench/bench_ml.py --rows $${BENCH_ROWS:-7200000}
