@@ -42,6 +42,9 @@ help:
 	@echo "make airflow     Airflow UI with the etl_ml_pipeline DAG on AIRFLOW_PORT (default 8080 or a free port)"
 	@echo "make airflow-stop  stop it"
 	@echo "make dag-test    the DAG's tests: parse, wiring, full runs, the API"
+	@echo "make score       score YEAR=$(YEAR) of gold into ml.dep_delay_anomalies (python -m ml score)"
+	@echo "make ml-evaluate precision/recall/F1 of every detector on generated years (python -m ml evaluate)"
+	@echo "make bench-ml    scoring speed vs the original rules (BENCH_ROWS=7200000 by default)"
 
 venv: $(VENV)/.synced
 
@@ -146,3 +149,14 @@ generate: venv
 
 bench-generate: venv
 	$(PY) bench/bench_generate.py --rows $${BENCH_ROWS:-7200000}
+
+# Anomaly scoring (ml/): score a year of gold into ml.*, evaluate the detectors, benchmark.
+.PHONY: score ml-evaluate bench-ml
+score: venv
+	@$(WITH_DB) $(PY) -m ml score --year $(YEAR)
+
+ml-evaluate: venv dbt-profile
+	@$(WITH_DB) $(PY) -m ml evaluate --markdown docs/ml_evaluation.md
+
+bench-ml: venv
+	$(PY) bench/bench_ml.py --rows $${BENCH_ROWS:-7200000}
