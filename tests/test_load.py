@@ -466,3 +466,31 @@ def test_random_damage_every_line_accounted_and_carried_verbatim(seed):
         assert set(rows) == expected
         assert rejected == set(range(1, len(lines) + 1)) - expected
         assert all(rows[n] == lines[n - 1].removesuffix(b"\r") for n in rows)
+
+
+def test_progress_bar_only_on_a_terminal(pg_conn, lake):
+    import pty
+    import select
+
+    put_bronze(2018, DAMAGED)
+    import fcntl
+    import struct
+    import termios
+
+    primary, secondary = pty.openpty()
+    # A fresh pty is 0 columns wide, and tqdm draws nothing in no columns.
+    fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+    try:
+        proc = subprocess.run([sys.executable, "-m", "loaders", "load", "--year", "2018"],
+                              cwd=REPO, stdout=subprocess.PIPE, stderr=secondary, timeout=300,
+                              check=False)
+        shown = b""  # still open on our side, so what the child wrote stays readable
+        while select.select([primary], [], [], 0.5)[0]:
+            shown += os.read(primary, 65536)
+    finally:
+        os.close(primary)
+        os.close(secondary)
+    assert proc.returncode == 0
+    assert b"load 2018" in shown and b"B/s" in shown  # tqdm's bar over bytes
+    piped = run_cli("load", "--year", "2018")
+    assert piped.returncode == 0 and piped.stderr == ""
