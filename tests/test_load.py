@@ -494,3 +494,37 @@ def test_progress_bar_only_on_a_terminal(pg_conn, lake):
     assert b"load 2018" in shown and b"B/s" in shown  # tqdm's bar over bytes
     piped = run_cli("load", "--year", "2018")
     assert piped.returncode == 0 and piped.stderr == ""
+
+
+def _fingerprint(conn, year: int) -> tuple:
+    return conn.execute(
+        "select count(*), md5(string_agg(f::text, '|' order by line_no)) from ("
+        "select line_no, row(fl_date, op_carrier, op_carrier_fl_num, origin, dest, crs_dep_time,"
+        " dep_time, dep_delay, taxi_out, wheels_off, wheels_on, taxi_in, crs_arr_time, arr_time,"
+        " arr_delay, cancelled, cancellation_code, diverted, crs_elapsed_time,"
+        " actual_elapsed_time, air_time, distance, carrier_delay, weather_delay, nas_delay,"
+        " security_delay, late_aircraft_delay, unnamed_27) as f"
+        " from staging.flights where year = %s) t", (year,)).fetchone() + conn.execute(
+        "select count(*), md5(string_agg(line_no || raw_line || reason, '|' order by line_no)) "
+        "from staging.flights_rejected where year = %s", (year,)).fetchone()
+
+
+def test_s3_and_local_identical_across_many_blocks(pg_conn, lake, s3_lake, monkeypatch):
+    """Damage on every side of the 4 MiB block boundaries, streamed from both kinds of lake."""
+    repeats = 25_000
+    body = b"".join(DAMAGED_LINES) + b"\n"
+    data = b"\xef\xbb\xbf" + HEADER_LINE + b"\r\n" + body * repeats
+    assert len(data) > 7 * bronze_lines.BLOCK_SIZE
+    monkeypatch.setenv("LAKE_URL", str(lake))
+    put_bronze(2018, data)
+    local = load_year(2018)
+    expected = (13 * repeats, 8 * repeats, 5 * repeats)
+    assert (local.lines_read, local.rows_loaded, local.rows_rejected) == expected
+    from_local = _fingerprint(pg_conn, 2018)
+    monkeypatch.setenv("LAKE_URL", s3_lake)
+    put_bronze(2018, data)
+    remote = load_year(2018)
+    assert (remote.lines_read, remote.rows_loaded, remote.rows_rejected) == expected
+    assert _fingerprint(pg_conn, 2018) == from_local
+    assert pg_conn.execute("select max(line_no) from staging.flights_rejected").fetchone() == (
+        13 * (repeats - 1) + 11,)
