@@ -322,29 +322,33 @@ def test_concurrent_loads_of_a_year_serialize(pg_conn, lake):
     other = load_year(2017)
     lines = 400_000
     put_bronze(2018, big_file(lines))
-    procs = [subprocess.Popen([sys.executable, "-m", "loaders", "load", "--year", "2018"],
+    put_bronze(2019, big_file(lines))
+    procs = [subprocess.Popen([sys.executable, "-m", "loaders", "load", "--year", str(year)],
                               cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-             for _ in range(2)]
-    saw_waiting = False
+             for year in (2018, 2018, 2019)]
+    waited_for = set()  # the years whose advisory lock some load had to wait for
     while any(p.poll() is None for p in procs):
-        waiting = pg_conn.execute(
-            "select count(*) from pg_locks l join pg_stat_activity a using (pid) "
-            "where l.locktype = 'advisory' and not l.granted "
-            "and a.datname = current_database()").fetchone()[0]
-        saw_waiting = saw_waiting or waiting == 1
+        waited_for.update(r[0] for r in pg_conn.execute(
+            "select l.objid from pg_locks l join pg_stat_activity a using (pid) "
+            "where l.locktype = 'advisory' and l.objsubid = 2 and l.objid in (2018, 2019) "
+            "and not l.granted "
+            "and a.datname = current_database()").fetchall())
         time.sleep(0.02)
     for p in procs:
         assert p.wait() == 0, p.stderr.read()
-    assert saw_waiting, "the second load never waited for the first"
-    assert pg_conn.execute("select count(*), count(distinct line_no), count(distinct load_id) "
-                           "from staging.flights where year = 2018").fetchone() == (lines, lines, 1)
-    assert pg_conn.execute("select status, count(*) from staging.load_audit where year = 2018 "
-                           "group by 1").fetchall() == [("succeeded", 2)]
+    assert waited_for == {2018}, "the second 2018 load must wait for the first, 2019 for none"
+    for year in (2018, 2019):
+        assert pg_conn.execute(
+            "select count(*), count(distinct line_no), count(distinct load_id) "
+            "from staging.flights where year = %s", (year,)).fetchone() == (lines, lines, 1)
+    assert pg_conn.execute("select year, status, count(*) from staging.load_audit "
+                           "where year > 2017 group by 1, 2 order by 1").fetchall() == [
+        (2018, "succeeded", 2), (2019, "succeeded", 1)]
     assert pg_conn.execute("select distinct load_id::text from staging.flights "
                            "where year = 2017").fetchall() == [(other.load_id,)]
-    assert staging_tables(pg_conn) == ["flights", "flights_2017", "flights_2018",
-                                       "flights_rejected", "flights_rejected_2017",
-                                       "flights_rejected_2018", "load_audit"]
+    assert staging_tables(pg_conn) == [
+        "flights", "flights_2017", "flights_2018", "flights_2019", "flights_rejected",
+        "flights_rejected_2017", "flights_rejected_2018", "flights_rejected_2019", "load_audit"]
 
 
 def test_readers_see_old_year_while_a_load_runs(pg_conn, lake, pg_env):
