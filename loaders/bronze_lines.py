@@ -2,9 +2,10 @@
 
 The file is read in large blocks cut at the last line break. A block in which every line is
 good -- the common case -- is recognised and formatted with whole-block bytes operations
-(`translate`, `count`, `replace`, one `%` formatting call that prefixes every line with its
-number), so Python does no per-line work and the server's COPY stays the bottleneck. Only a
-block that contains a bad line is split into lines to find and describe it.
+(`translate` and one comparison for the shape, `replace` and one `%` formatting call that
+prefixes every line with its number), so Python does no per-line work and the server's COPY
+stays the bottleneck. Only a block that contains a bad line is split into lines to find and
+describe it.
 
 Why COPY text format with `DELIMITER ','` rather than CSV: the bronze files never quote, so a
 literal `"` must stay a literal `"` (CSV mode would strip or pair quotes, silently altering
