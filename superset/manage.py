@@ -231,34 +231,54 @@ def _superset(*args: str, env: dict[str, str], check: bool = True) -> subprocess
     return proc
 
 
-def _point_charts_at_their_datasets(env: dict[str, str]) -> int:
-    """Saved query contexts must name the dataset ids this Superset gave on import."""
-    code = (
-        "import json\n"
-        "from superset.app import create_app\n"
-        "app = create_app()\n"
-        "with app.app_context():\n"
-        "    from superset.extensions import db\n"
-        "    from superset.models.slice import Slice\n"
-        "    n = 0\n"
-        "    for s in db.session.query(Slice):\n"
-        "        if not s.query_context:\n"
-        "            continue\n"
-        "        qc = json.loads(s.query_context)\n"
-        "        qc['datasource'] = {'id': s.datasource_id, 'type': s.datasource_type}\n"
-        "        qc['form_data']['datasource'] = f'{s.datasource_id}__{s.datasource_type}'\n"
-        "        qc['form_data']['slice_id'] = s.id\n"
-        "        s.query_context = json.dumps(qc)\n"
-        "        params = json.loads(s.params or '{}')\n"
-        "        params['datasource'] = qc['form_data']['datasource']\n"
-        "        s.params = json.dumps(params)\n"
-        "        n += 1\n"
-        "    db.session.commit()\n"
-        "    print(n)\n"
-    )
-    proc = subprocess.run([sys.executable, "-c", code], check=False, env=env, capture_output=True, text=True)
+# `superset import-dashboards` creates missing objects but never overwrites the database,
+# datasets or charts a dashboard depends on; this runs their own importers with overwrite so
+# an edited bundle takes effect, then points each saved query context at the dataset id this
+# Superset assigned.
+_REFRESH = """
+import json, sys, zipfile
+from superset.app import create_app
+app = create_app()
+with app.app_context():
+    from flask import g
+    from superset import security_manager
+    from superset.commands.chart.importers.v1 import ImportChartsCommand
+    from superset.commands.database.importers.v1 import ImportDatabasesCommand
+    from superset.commands.dataset.importers.v1 import ImportDatasetsCommand
+    from superset.commands.importers.v1.utils import get_contents_from_bundle
+    from superset.extensions import db
+    from superset.models.slice import Slice
+    g.user = security_manager.find_user(username=sys.argv[2])
+    with zipfile.ZipFile(sys.argv[1]) as zf:
+        contents = get_contents_from_bundle(zf)
+    for name in [k for k in contents if k.endswith("metadata.yaml")]:
+        contents[name] = "version: 1.0.0\\ntimestamp: '2026-01-01T00:00:00+00:00'\\n"
+    for command in (ImportDatabasesCommand, ImportDatasetsCommand, ImportChartsCommand):
+        command(dict(contents), overwrite=True).run()
+    n = 0
+    for s in db.session.query(Slice):
+        if not s.query_context:
+            continue
+        qc = json.loads(s.query_context)
+        qc["datasource"] = {"id": s.datasource_id, "type": s.datasource_type}
+        qc["form_data"]["datasource"] = f"{s.datasource_id}__{s.datasource_type}"
+        qc["form_data"]["slice_id"] = s.id
+        s.query_context = json.dumps(qc)
+        params = json.loads(s.params or "{}")
+        params["datasource"] = qc["form_data"]["datasource"]
+        s.params = json.dumps(params)
+        n += 1
+    db.session.commit()
+    print(n)
+"""
+
+
+def _refresh_bundle_objects(bundle: Path, env: dict[str, str]) -> int:
+    proc = subprocess.run([sys.executable, "-c", _REFRESH, str(bundle), ADMIN], check=False,
+                          env=env, capture_output=True, text=True)
     if proc.returncode != 0:
-        raise SetupError(f"updating chart query contexts failed: {proc.stderr.strip().splitlines()[-1]}")
+        tail = proc.stderr.strip().splitlines()[-3:]
+        raise SetupError(f"refreshing the imported charts failed: {' | '.join(tail)}")
     return int(proc.stdout.strip().splitlines()[-1])
 
 
@@ -275,7 +295,7 @@ def setup() -> dict[str, str]:
     _superset("init", env=env)
     bundle = build_bundle(home() / "bundle.zip", uri=uri)
     _superset("import-dashboards", "-p", str(bundle), "-u", ADMIN, env=env)
-    _point_charts_at_their_datasets(env)
+    _refresh_bundle_objects(bundle, env)
     return env
 
 
@@ -293,9 +313,9 @@ def _healthy(url: str) -> bool:
 
 def start(port: int) -> str:
     url = f"http://127.0.0.1:{port}"
+    env = setup()  # also when running: re-imports the bundle, so `make superset` applies edits
     if _pid_file().exists() and _healthy(url):
         return url
-    env = setup()
     with open(home() / "superset.log", "ab") as log:  # the child keeps its own descriptor
         proc = subprocess.Popen(
             _gunicorn_cmd("127.0.0.1", port), env=env, stdout=log, stderr=log,
