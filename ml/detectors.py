@@ -110,7 +110,7 @@ def cancel_wave(s: AirportSeries, p: Params, ctx: dict) -> Detection:
         min_rate=p.cancel_min_rate, score_min=p.cancel_score_min, min_excess=p.cancel_min_excess,
     )
     band_high = np.minimum(
-        np.maximum(rate_at_score(p.cancel_score_min, s.scheduled, p0, rho),
+        np.maximum(rate_at_score(p.cancel_score_min, s.scheduled, p0, rho, where=s.target),
                    p0 + p.cancel_min_excess), 1.0)
     ctx["cancel_z"] = z
     ctx["cancel_score"] = score
@@ -133,7 +133,8 @@ def delayed_share(s: AirportSeries, p: Params, ctx: dict) -> Detection:
         min_rate=0.01, score_min=p.late_score_min, min_excess=p.late_min_excess,
     )
     band_high = np.minimum(
-        np.maximum(rate_at_score(p.late_score_min, s.flights, p0, rho), p0 + p.late_min_excess),
+        np.maximum(rate_at_score(p.late_score_min, s.flights, p0, rho, where=s.target),
+                   p0 + p.late_min_excess),
         1.0)
     ctx["late_score"] = score
     return Detection(p0, np.zeros(len(s)), band_high, score, flag)

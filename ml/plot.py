@@ -32,6 +32,7 @@ def render(df, origin: str, year: int, out: str | Path) -> str:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import numpy as np
     import pandas as pd
 
     df = df.sort_values("fl_date")
@@ -48,6 +49,9 @@ def render(df, origin: str, year: int, out: str | Path) -> str:
     ax1.scatter(x[delay_flag], df.loc[delay_flag, "mean_dep_delay"].astype(float),
                 color="tab:red", zorder=3, s=28, label="anomaly (delay)")
     ax1.set_ylabel("minutes")
+    top = np.nanmax(df["mean_dep_delay"].to_numpy(dtype=float, na_value=np.nan))
+    if np.isfinite(top):
+        ax1.set_ylim(top=top * 1.12 + 5)
     ax1.set_title(f"{origin} {year}: departure delay and cancellations "
                   f"({int(df['is_anomaly'].sum())} anomalous days)")
     ax1.legend(loc="upper left", fontsize=8, ncol=4)
@@ -61,7 +65,8 @@ def render(df, origin: str, year: int, out: str | Path) -> str:
     ax2.scatter(x[cancel_flag], df.loc[cancel_flag, "cancel_rate"].astype(float),
                 color="tab:purple", zorder=3, s=28, label="anomaly (cancellations)")
     ax2.set_ylabel("share cancelled")
-    ax2.set_ylim(bottom=0)
+    ax2.set_ylim(0, min(1.05, 1.12 * np.nanmax(
+        df["cancel_rate"].to_numpy(dtype=float, na_value=np.nan)) + 0.05))
     ax2.legend(loc="upper left", fontsize=8, ncol=4)
     fig.tight_layout()
     out = Path(out)
