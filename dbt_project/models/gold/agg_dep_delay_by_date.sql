@@ -3,6 +3,7 @@
         materialized='incremental',
         incremental_strategy='delete+insert',
         unique_key='year',
+        incremental_predicates=year_predicates(),
         on_schema_change='append_new_columns',
         tags=['gold'],
         indexes=[{'columns': ['origin', 'fl_date'], 'unique': true}, {'columns': ['fl_date']}],

@@ -3,7 +3,9 @@
         materialized='incremental',
         incremental_strategy='delete+insert',
         unique_key='year',
+        incremental_predicates=year_predicates(),
         on_schema_change='append_new_columns',
+        indexes=[{'columns': ['year'], 'type': 'brin'}],
         tags=['silver'],
     )
 }}
