@@ -65,12 +65,11 @@ db-stop: venv
 db-env: venv
 	@$(PY) -m lakehouse.localdb env
 
-demo: venv dbt-profile
+# The whole etl_ml_pipeline DAG once, in-process (`airflow dags test`), on a generated year.
+demo: venv dbt-parse
 	@$(WITH_DB) set -e; \
 	$(PY) -m loaders generate --year $(YEAR) --rows $(ROWS) --seed $(SEED); \
-	$(PY) -m loaders load --year $(YEAR); \
-	$(DBT) build --project-dir dbt_project --vars '{year: $(YEAR)}' --exclude tag:ml; \
-	$(PY) -m loaders export --year $(YEAR)
+	$(PY) -m lakehouse.airflow_local demo --year $(YEAR)
 
 test: venv
 	$(PY) -m pytest
@@ -142,6 +141,10 @@ airflow-stop: venv
 
 dag-test: venv
 	$(PY) -m pytest tests/test_dag.py tests/test_airflow_api.py
+
+.PHONY: bench-dag
+bench-dag: venv
+	@$(WITH_DB) $(PY) bench/bench_dag.py --rows $${BENCH_ROWS:-7200000}
 
 .PHONY: generate bench-generate
 generate: venv

@@ -116,6 +116,7 @@ def etl_ml_pipeline():
     year = check_bronze()
     loaded = load_staging(year)
     transform = _dbt_group("dbt_transform", select=[], exclude=["tag:ml"])
+    support.drop_tagged_tests(transform, "ml")
     export = export_lake(year)
     score = score_anomalies(year)
     ml_models = _dbt_group("dbt_ml", select=["tag:ml"], exclude=[])

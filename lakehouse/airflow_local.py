@@ -213,7 +213,7 @@ def run_dag(env: dict[str, str], conf: dict | None = None, log_path: Path | None
 
 
 def last_run_tasks(home: Path) -> dict[str, dict]:
-    """task_id -> {state, seconds, try_number} for the newest run of the DAG."""
+    """task_id -> {state, seconds, try_number, start, run_id} for the newest run of the DAG."""
     db = Path(home) / "airflow.db"
     with sqlite3.connect(db) as conn:
         row = conn.execute("select run_id from dag_run where dag_id = ? order by id desc limit 1",
@@ -221,10 +221,11 @@ def last_run_tasks(home: Path) -> dict[str, dict]:
         if row is None:
             return {}
         rows = conn.execute(
-            "select task_id, state, duration, try_number from task_instance "
+            "select task_id, state, duration, try_number, start_date from task_instance "
             "where dag_id = ? and run_id = ?", (DAG_ID, row[0])).fetchall()
-    return {tid: {"state": state, "seconds": duration, "try_number": tries, "run_id": row[0]}
-            for tid, state, duration, tries in rows}
+    return {tid: {"state": state, "seconds": duration, "try_number": tries, "start": start,
+                  "run_id": row[0]}
+            for tid, state, duration, tries, start in rows}
 
 
 def demo(year: int, home: Path = DEFAULT_HOME) -> int:
@@ -240,7 +241,7 @@ def demo(year: int, home: Path = DEFAULT_HOME) -> int:
     started = time.perf_counter()
     code, tasks = run_dag(env, {"year": year}, log)
     elapsed = time.perf_counter() - started
-    order = sorted(tasks.items(), key=lambda kv: kv[1]["seconds"] is None)
+    order = sorted(tasks.items(), key=lambda kv: kv[1]["start"] or "~")
     for task_id, info in order:
         secs = "" if info["seconds"] is None else f"{info['seconds']:7.1f}s"
         print(f"  {info['state'] or 'not run':<16} {secs:>8}  {task_id}")

@@ -1,0 +1,277 @@
+"""The etl_ml_pipeline DAG: it parses, it is wired as designed, and real runs of it (Airflow's
+`dags test` in a subprocess, real Postgres, a real lake, real dbt through Cosmos, the real
+scorer) land reconciled tables, are idempotent, and fail loudly on a missing bronze file."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import math
+from collections import defaultdict
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from lakehouse import airflow_local
+from lakehouse.airflow_support import cleanup_run, lake_years, resolve_year, scratch_dir
+from lakehouse.lake import Lake, bronze_key, gold_key, silver_key
+
+YEAR = 2016
+ROWS = 150_000  # > one 4 MB loader block, and enough traffic per airport-day to score
+
+
+@pytest.fixture(scope="session")
+def manifest(tmp_path_factory) -> Path:
+    return airflow_local.dbt_parse(tmp_path_factory.mktemp("dbt-target"))
+
+
+@pytest.fixture(scope="session")
+def airflow_home(tmp_path_factory, manifest) -> Path:
+    home = tmp_path_factory.mktemp("airflow")
+    airflow_local.prepare_home(_env(home, manifest, pg_env={}))
+    return home
+
+
+def _env(home: Path, manifest: Path, pg_env: dict[str, str], connection: bool = True) -> dict[str, str]:
+    env = airflow_local.airflow_env(home, pg_env=pg_env)
+    env["LAKEHOUSE_DBT_MANIFEST"] = str(manifest)
+    if not connection:
+        env.pop("AIRFLOW_CONN_WAREHOUSE")
+    return env
+
+
+@pytest.fixture
+def dag_env(airflow_home, manifest, pg_env, lake):
+    """The subprocess environment of a DAG run: this test's database and lake."""
+    return lambda connection=True: _env(airflow_home, manifest, pg_env, connection)
+
+
+# --- parsing and wiring ------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def report(airflow_home, manifest):
+    return airflow_local.check_dag(_env(airflow_home, manifest, pg_env={}))
+
+
+def test_dag_imports_without_errors_and_parses_fast(report):
+    assert report["import_errors"] == {}
+    seconds = report["file_seconds"]["etl_ml_pipeline.py"]
+    print(f"etl_ml_pipeline.py parsed in {seconds:.2f} s (DagBag total {report['dagbag_seconds']:.2f} s)")
+    # Rendering from the manifest keeps parsing well under the dag-processor's 30 s timeout.
+    assert seconds < 10
+
+
+def _ancestors(tasks: dict, task_id: str) -> set[str]:
+    seen, todo = set(), list(tasks[task_id]["upstream"])
+    while todo:
+        t = todo.pop()
+        if t not in seen:
+            seen.add(t)
+            todo += tasks[t]["upstream"]
+    return seen
+
+
+def test_tasks_are_wired_in_order(report):
+    tasks = report["tasks"]
+    dbt = {t for t in tasks if t.startswith("dbt_transform.")}
+    # Cosmos rendered the dbt models, each followed by its tests.
+    for expected in ("dbt_transform.stg_flights_run", "dbt_transform.flights.run",
+                     "dbt_transform.flights.test", "dbt_transform.agg_dep_delay_by_date.run",
+                     "dbt_transform.agg_dep_delay_by_date.test"):
+        assert expected in tasks
+    assert "dbt_transform.flights.run" in _ancestors(tasks, "dbt_transform.flights.test")
+    assert "dbt_transform.flights.test" in _ancestors(tasks, "dbt_transform.agg_dep_delay_by_date.run")
+    assert tasks["check_bronze"]["upstream"] == []
+    assert _ancestors(tasks, "load_staging") == {"check_bronze"}
+    for t in dbt:
+        assert "load_staging" in _ancestors(tasks, t)
+    for t in ("export_lake", "score_anomalies"):
+        assert "dbt_transform.agg_dep_delay_by_date.test" in _ancestors(tasks, t)
+    for t in (t for t in tasks if t.startswith("dbt_ml.")):
+        assert "score_anomalies" in _ancestors(tasks, t)
+    assert not any(t.startswith("dbt_transform.") and "anomal" in t for t in tasks)
+    # The cleanup comes last, runs whatever happened, and does not decide the run's state.
+    cleanup = tasks["cleanup"]
+    assert cleanup["is_teardown"] and cleanup["trigger_rule"] == "all_done_setup_success"
+    assert _ancestors(tasks, "cleanup") == set(tasks) - {"cleanup"}
+    assert report["order"][0] == "check_bronze" and report["order"][-1] == "cleanup"
+
+
+def test_schedule_params_retries_and_assets(report):
+    tasks = report["tasks"]
+    assert report["catchup"] is True and report["max_active_runs"] == 1
+    assert "2009-2018" in report["schedule"]
+    assert report["params"]["year"]["type"] == ["null", "integer"]
+    assert tasks["load_staging"]["retries"] >= 2 and tasks["export_lake"]["retries"] >= 2
+    assert tasks["check_bronze"]["retries"] == 0
+    assert tasks["dbt_transform.agg_dep_delay_by_date.test"]["outlets"] == ["gold.agg_dep_delay_by_date"]
+    assert tasks["score_anomalies"]["outlets"] == ["ml.dep_delay_anomalies"]
+
+
+def test_year_resolution():
+    utc = dt.UTC
+    scheduled = dt.datetime(2019, 1, 1, tzinfo=utc)
+    assert resolve_year({}, scheduled, scheduled) == 2018
+    assert resolve_year({"year": None}, scheduled, scheduled) == 2018
+    assert resolve_year({"year": 2012}, scheduled, scheduled) == 2012
+    assert resolve_year({"year": 2012}, None, dt.datetime(2026, 5, 1, tzinfo=utc)) == 2012
+    assert resolve_year({}, None, dt.datetime(2026, 5, 1, tzinfo=utc)) == 2025
+    assert lake_years("2009-2011,2015") == [2009, 2010, 2011, 2015]
+    with pytest.raises(ValueError, match="LAKEHOUSE_YEARS"):
+        lake_years("2009-x")
+
+
+def test_cleanup_removes_scratch_and_half_written_objects_only(tmp_path, monkeypatch):
+    monkeypatch.setenv("LAKEHOUSE_SCRATCH_DIR", str(tmp_path / "scratch"))
+    lake = Lake(str(tmp_path / "lake"))
+    scratch = scratch_dir("manual__2026-01-01T00:00:00+00:00")
+    (scratch / "sub").mkdir(parents=True)
+    (scratch / "sub" / "part.tmp").write_text("x")
+    published = Path(lake.url) / silver_key(YEAR)
+    published.parent.mkdir(parents=True)
+    published.write_text("good")
+    orphan = published.parent / f".{published.name}.abc123"
+    orphan.write_text("half")
+    other_year = Path(lake.url) / bronze_key(YEAR + 1)
+    other_year.parent.mkdir(parents=True)
+    other_orphan = other_year.parent / f".{other_year.name}.zzz"
+    other_orphan.write_text("another run's")
+
+    result = cleanup_run("manual__2026-01-01T00:00:00+00:00", YEAR, lake)
+
+    assert not scratch.exists() and not orphan.exists()
+    assert published.read_text() == "good" and other_orphan.exists()
+    assert sorted(result["removed"]) == sorted([str(scratch), str(orphan)])
+
+
+# --- real runs ------------------------------------------------------------------------------
+
+def _add_dirty_lines(path: Path) -> dict:
+    """Append what real files carry: an exact duplicate line and a truncated line."""
+    with open(path, "rb") as fh:
+        fh.readline()
+        first = fh.readline()
+    with open(path, "ab") as fh:
+        fh.write(first)                      # exact duplicate: silver drops it
+        fh.write(first[: len(first) // 2].rstrip(b"\n") + b"\n")  # truncated: staging rejects it
+    return {"duplicates": 1, "truncated": 1}
+
+
+def _independent_gold(path: Path) -> dict[str, dict]:
+    """The gold aggregates computed straight from the CSV with the standard library."""
+    seen: set[str] = set()
+    agg: dict[str, dict] = defaultdict(lambda: {"scheduled": 0, "cancelled": 0, "delays": []})
+    with open(path, newline="", encoding="utf-8-sig") as fh:
+        header = next(csv.reader(io.StringIO(fh.readline())))
+        for line in fh:
+            fields = next(csv.reader([line]))
+            if len(fields) != len(header) or line in seen:
+                continue
+            seen.add(line)
+            row = dict(zip(header, fields))
+            key = row["ORIGIN"] + row["FL_DATE"].replace("-", "")
+            a = agg[key]
+            a["scheduled"] += 1
+            if float(row["CANCELLED"]) == 1.0:
+                a["cancelled"] += 1
+            elif row["DEP_DELAY"] != "":
+                a["delays"].append(float(row["DEP_DELAY"]))
+    return agg
+
+
+def _snapshot(conn: psycopg.Connection, year: int) -> dict:
+    def rows(query):
+        return conn.execute(query, (year,)).fetchall()
+
+    return {
+        "staging": rows("select count(*) from staging.flights where year = %s"),
+        "silver": rows("select count(*) from silver.flights where year = %s"),
+        "gold": rows("select id, flights, scheduled_flights, cancelled_flights, mean_dep_delay "
+                     "from gold.agg_dep_delay_by_date where year = %s order by id"),
+        "anomalies": rows("select id, is_anomaly, model_version from ml.dep_delay_anomalies "
+                          "where year = %s order by id"),
+    }
+
+
+def _assert_all_succeeded(code: int, tasks: dict, log: Path) -> None:
+    failed = {t: i["state"] for t, i in tasks.items() if i["state"] != "success"}
+    assert code == 0 and not failed, f"DAG run failed: {failed}; log: {log}"
+
+
+@pytest.mark.slow
+def test_full_run_lands_reconciled_tables_and_reruns_identically(dag_env, pg_conn, lake, tmp_path):
+    from loaders.generate import generate_year
+
+    generate_year(YEAR, rows=ROWS, seed=7, lake=Lake(str(lake)))
+    bronze = lake / bronze_key(YEAR)
+    dirty = _add_dirty_lines(bronze)
+
+    log = tmp_path / "run1.log"
+    code, tasks = airflow_local.run_dag(dag_env(connection=True), {"year": YEAR}, log)
+    _assert_all_succeeded(code, tasks, log)
+    assert any(t.startswith("dbt_transform.") for t in tasks) and "cleanup" in tasks
+
+    # staging: every line accounted for
+    read, loaded, rejected = pg_conn.execute(
+        "select lines_read, rows_loaded, rows_rejected from staging.load_audit where year = %s "
+        "order by started_at desc limit 1", (YEAR,)).fetchone()
+    assert read == ROWS + dirty["duplicates"] + dirty["truncated"]
+    assert loaded + rejected == read and rejected == dirty["truncated"]
+    staged = pg_conn.execute("select count(*) from staging.flights where year = %s", (YEAR,)).fetchone()[0]
+    assert staged == loaded
+    silver = pg_conn.execute("select count(*) from silver.flights where year = %s", (YEAR,)).fetchone()[0]
+    assert silver == loaded - dirty["duplicates"]
+
+    # gold: equal to an independent computation on the CSV
+    expected = _independent_gold(bronze)
+    gold = {r[0]: r[1:] for r in pg_conn.execute(
+        "select id, flights, scheduled_flights, cancelled_flights, mean_dep_delay "
+        "from gold.agg_dep_delay_by_date where year = %s", (YEAR,))}
+    assert set(gold) == set(expected)
+    for key, (flights, scheduled, cancelled, mean) in gold.items():
+        e = expected[key]
+        assert (flights, scheduled, cancelled) == (len(e["delays"]), e["scheduled"], e["cancelled"]), key
+        if e["delays"]:
+            assert math.isclose(mean, sum(e["delays"]) / len(e["delays"]), rel_tol=1e-9, abs_tol=1e-9)
+        else:
+            assert mean is None
+
+    # the lake got the Parquet files, the scorer its rows
+    lake_obj = Lake(str(lake))
+    assert lake_obj.size(silver_key(YEAR)) > 0 and lake_obj.size(gold_key(YEAR)) > 0
+    scored, flagged = pg_conn.execute(
+        "select count(*), count(*) filter (where is_anomaly) from ml.dep_delay_anomalies "
+        "where year = %s", (YEAR,)).fetchone()
+    assert scored == len(gold) and 0 < flagged < scored
+    assert pg_conn.execute("select count(*) from ml.model_runs where year = %s", (YEAR,)).fetchone()[0] == 1
+    # nothing left in the run's scratch folder
+    assert not scratch_dir(tasks["cleanup"]["run_id"]).exists() or not any(
+        scratch_dir(tasks["cleanup"]["run_id"]).iterdir())
+
+    first = _snapshot(pg_conn, YEAR)
+    # The same year again, this time with the warehouse from the PG* variables (no connection):
+    # one configuration story, same rows.
+    log2 = tmp_path / "run2.log"
+    code, tasks = airflow_local.run_dag(dag_env(connection=False), {"year": YEAR}, log2)
+    _assert_all_succeeded(code, tasks, log2)
+    assert _snapshot(pg_conn, YEAR) == first
+    assert pg_conn.execute("select count(*) from staging.load_audit where year = %s", (YEAR,)).fetchone()[0] == 2
+
+
+@pytest.mark.slow
+def test_missing_bronze_fails_first_task_naming_the_object_and_cleans_up(dag_env, lake, tmp_path):
+    missing = YEAR + 1
+    log = tmp_path / "missing.log"
+    code, tasks = airflow_local.run_dag(dag_env(connection=False), {"year": missing}, log)
+
+    assert code != 0
+    assert tasks["check_bronze"]["state"] == "failed"
+    assert tasks["check_bronze"]["try_number"] == 1  # no retries: waiting does not make a file appear
+    assert tasks["cleanup"]["state"] == "success"
+    others = {t: i["state"] for t, i in tasks.items() if t not in ("check_bronze", "cleanup")}
+    assert others and set(others.values()) == {"upstream_failed"}
+    text = log.read_text()
+    assert f"{lake / bronze_key(missing)} does not exist in the lake" in text
+    assert f"python -m loaders generate --year {missing}" in text
