@@ -24,10 +24,10 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from lakehouse import localdb
-
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO))  # so `pytest` works as well as `python -m pytest`
+
+from lakehouse import localdb  # noqa: E402
 
 
 def free_port() -> int:
