@@ -149,8 +149,10 @@ def format_table(result: dict) -> str:
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for _, r in t.iterrows():
         name = r["detector"] + (" **(is_anomaly)**" if r["detector"] == f"ensemble:{rule}" else "")
+        rate = ("n/a" if pd.isna(r["clean_flag_rate"])
+                else f"{100 * r['clean_flag_rate']:.2f} %")
         lines.append(f"| {name} | {r['precision']:.3f} | {r['recall']:.3f} | {r['f1']:.3f} | "
-                     f"{r['tp']} | {r['fp']} | {r['fn']} | {100 * r['clean_flag_rate']:.2f} % | "
+                     f"{r['tp']} | {r['fp']} | {r['fn']} | {rate} | "
                      f"{r['cpu_s_per_year']:.1f} |")
     return "\n".join(lines)
 
