@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import secrets
 import os
 import shlex
 import signal
@@ -28,7 +29,6 @@ from lakehouse.airflow_support import REPO, WAREHOUSE_CONN_ID
 DAG_ID = "etl_ml_pipeline"
 DEFAULT_HOME = Path(os.environ.get("LAKEHOUSE_AIRFLOW_HOME", REPO / ".local" / "airflow"))
 ADMIN_USER = "admin"
-DEFAULT_ADMIN_PASSWORD = "admin"  # a loopback-only developer UI; change it in the passwords file
 DEFAULT_PORT = 8080
 
 
@@ -125,7 +125,8 @@ def prepare_home(env: dict[str, str]) -> Path:
     home.mkdir(parents=True, exist_ok=True)
     pw = Path(env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"])
     if not pw.exists():
-        pw.write_text(json.dumps({ADMIN_USER: DEFAULT_ADMIN_PASSWORD}) + "\n")
+        # Generated once and kept (git-ignored), so the login is stable but never in the repo.
+        pw.write_text(json.dumps({ADMIN_USER: secrets.token_urlsafe(12)}) + "\n")
         pw.chmod(0o600)
     proc = subprocess.run([airflow_bin(), "db", "migrate"], env=env, capture_output=True,
                           text=True, check=False)

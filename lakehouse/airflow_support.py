@@ -25,7 +25,7 @@ WAREHOUSE_CONN_ID = "warehouse"
 
 # The PG* variable each field of an Airflow connection becomes (its `schema` is the database).
 _CONN_TO_LIBPQ = {"host": "PGHOST", "port": "PGPORT", "login": "PGUSER",
-                  "password": "PGPASSWORD", "schema": "PGDATABASE"}
+                  "password": "PGPASSWORD", "schema": "PGDATABASE"}  # pragma: allowlist secret
 
 
 def manifest_path() -> Path:

@@ -54,8 +54,9 @@ PART_ROLES = {
 def connect(part: str | None = None, **kwargs) -> psycopg.Connection:
     """A new psycopg connection to the warehouse, acting as `part`'s role when it exists.
 
-    `part` is one of PART_ROLES (`loader`, `transform`, `ml`, `reader`); keyword arguments
-    go to psycopg.connect.
+    `part` is one of PART_ROLES (`loader`, `transform`, `ml`, `reader`); the role is assumed
+    when it exists, the session user is a member and the roles script has run in this
+    database. Keyword arguments go to psycopg.connect.
     """
     env = libpq_env()
     params = {
@@ -69,14 +70,25 @@ def connect(part: str | None = None, **kwargs) -> psycopg.Connection:
     params = {k: v for k, v in params.items() if v}
     conn = psycopg.connect(**params, **kwargs)
     if part is not None:
-        _assume_role(conn, PART_ROLES[part])
+        _assume_role(conn, part)
     return conn
 
 
-def _assume_role(conn: psycopg.Connection, role: str) -> None:
+# The schema each role works in: roles are cluster-wide but grants are per database, so a
+# role is only assumed where the roles script has run (its schema exists and it may use it).
+PART_SCHEMAS = {"loader": "staging", "transform": "silver", "ml": "ml", "reader": "gold"}
+
+
+def _assume_role(conn: psycopg.Connection, part: str) -> None:
+    role = PART_ROLES[part]
     row = conn.execute(
-        "select pg_has_role(current_user, oid, 'MEMBER') from pg_roles where rolname = %s",
-        (role,),
+        """
+        select pg_has_role(current_user, r.oid, 'MEMBER')
+               and exists (select 1 from pg_namespace n
+                           where n.nspname = %s and has_schema_privilege(r.oid, n.oid, 'USAGE'))
+        from pg_roles r where r.rolname = %s
+        """,
+        (PART_SCHEMAS[part], role),
     ).fetchone()
     if row and row[0]:
         conn.execute(psycopg.sql.SQL("set role {}").format(psycopg.sql.Identifier(role)))
