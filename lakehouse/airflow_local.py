@@ -13,8 +13,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import secrets
 import os
+import secrets
 import shlex
 import signal
 import socket
@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 from lakehouse.airflow_support import REPO, WAREHOUSE_CONN_ID
+from lakehouse.localdb import port_is_free
 
 DAG_ID = "etl_ml_pipeline"
 DEFAULT_HOME = Path(os.environ.get("LAKEHOUSE_AIRFLOW_HOME", REPO / ".local" / "airflow"))
@@ -38,16 +39,6 @@ class AirflowLocalError(RuntimeError):
 
 def airflow_bin() -> str:
     return str(Path(sys.executable).with_name("airflow"))
-
-
-def port_is_free(port: int) -> bool:
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 def free_port(preferred: int = DEFAULT_PORT) -> int:

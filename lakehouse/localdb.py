@@ -109,7 +109,7 @@ def _run(cmd: list[str], what: str) -> subprocess.CompletedProcess:
     return proc
 
 
-def _port_free(port: int) -> bool:
+def port_is_free(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
@@ -121,7 +121,7 @@ def _port_free(port: int) -> bool:
 
 def _pick_port(start: int = FIRST_PORT) -> int:
     for port in range(start, start + 500):
-        if _port_free(port):
+        if port_is_free(port):
             return port
     raise LocalDbError(f"no free TCP port in {start}..{start + 499} for the local PostgreSQL")
 
@@ -185,7 +185,7 @@ def start(base: Path = DEFAULT_DIR, port: int | None = None) -> Cluster:
     bindir = find_pg_bin()
     cluster = _cluster(base) if (base / "port").exists() else _init(base, port)
     if not is_running(cluster):
-        if not _port_free(cluster.port):
+        if not port_is_free(cluster.port):
             raise LocalDbError(
                 f"port {cluster.port} (remembered in {base / 'port'}) is taken by another "
                 "program: stop it, or delete that folder to start over on a new port"

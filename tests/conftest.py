@@ -12,7 +12,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -27,7 +29,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # so `pytest` works as well as `python -m pytest`
 
-from lakehouse import localdb  # noqa: E402
+from lakehouse import localdb
 
 
 def free_port() -> int:
@@ -36,16 +38,30 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def pg_cluster():
-    base = Path(tempfile.mkdtemp(prefix="lakehouse-test-pg-"))
+@contextlib.contextmanager
+def throwaway_cluster(prefix: str):
+    """A PostgreSQL cluster in a temp folder on a free port, stopped and deleted afterwards."""
+    base = Path(tempfile.mkdtemp(prefix=prefix))
     os.chmod(base, 0o755)
     cluster = localdb.start(base / "pg", port=free_port())
     try:
         yield cluster
     finally:
         localdb.destroy(base / "pg")
-        subprocess.run(["rm", "-rf", str(base)])
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def pg_cluster():
+    with throwaway_cluster("lakehouse-test-pg-") as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="module")
+def roles_cluster():
+    """A cluster of the module's own: roles are cluster-wide, so role tests keep them apart."""
+    with throwaway_cluster("lakehouse-test-roles-") as cluster:
+        yield cluster
 
 
 @pytest.fixture

@@ -6,38 +6,14 @@ exist), so this runs in a cluster of its own, like tests/test_roles.py.
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-import tempfile
-from pathlib import Path
-
 import psycopg
 import pytest
 
-from lakehouse import localdb, roles
+from lakehouse import roles
 from lakehouse.lake import Lake
 from lakehouse.warehouse import connect
 from loaders.load import load_year
 from tests.test_load import DAMAGED
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def roles_cluster():
-    base = Path(tempfile.mkdtemp(prefix="lakehouse-test-load-roles-"))
-    os.chmod(base, 0o755)
-    cluster = localdb.start(base / "pg", port=_free_port())
-    try:
-        yield cluster
-    finally:
-        localdb.destroy(base / "pg")
-        shutil.rmtree(base, ignore_errors=True)
 
 
 def test_load_and_reload_as_the_loader_role(roles_cluster, monkeypatch, lake):

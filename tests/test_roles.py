@@ -8,40 +8,19 @@ shared cluster would change what every later test's connections may do.
 from __future__ import annotations
 
 import os
-import shutil
-import socket
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import psycopg
 import pytest
 
-from lakehouse import localdb, roles
+from lakehouse import roles
 from lakehouse.warehouse import connect
 
 REPO = Path(__file__).resolve().parents[1]
 STAGING_SQL = REPO / "loaders" / "sql" / "staging_schema.sql"
 DENIED = psycopg.errors.InsufficientPrivilege
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def roles_cluster():
-    base = Path(tempfile.mkdtemp(prefix="lakehouse-test-roles-"))
-    os.chmod(base, 0o755)
-    cluster = localdb.start(base / "pg", port=_free_port())
-    try:
-        yield cluster
-    finally:
-        localdb.destroy(base / "pg")
-        shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture
