@@ -216,6 +216,59 @@ def test_damaged_rows_are_rejected_with_reasons_and_nothing_is_lost(pg_env, pg_c
     assert scheduled == silver
 
 
+# Texts PostgreSQL's input functions read (so the plain path may see them) next to ones the
+# policy refuses: both paths of stg_flights must type every one of them the same way.
+TRICKY_NUMBERS = ["5", "-5.0", " 7 ", "+3", "1e2", "1.5E1", "-2.5e-1", ".5", "5.", "-0", "0007",
+                  "NaN", "Infinity", "-inf", "2400.0", "2400", "1060", "0552", "12.5", "2401",
+                  "-5", "99999999999", "123456789012345678901234567890123"]
+TRICKY_DATES = ["2018-01-05", "2018-1-5", "20180105", "2018-01-05 ", "Jan 5 2018",
+                "2018-02-28", "2016-02-29", "5/1/2018"]
+NUMERIC_FIELDS = ["op_carrier_fl_num", "crs_dep_time", "dep_time", "dep_delay", "taxi_out",
+                  "wheels_off", "wheels_on", "taxi_in", "crs_arr_time", "arr_time", "arr_delay",
+                  "crs_elapsed_time", "actual_elapsed_time", "air_time", "distance",
+                  "carrier_delay", "weather_delay", "nas_delay", "security_delay",
+                  "late_aircraft_delay"]
+
+
+def test_plain_and_guarded_casts_type_every_value_the_same(pg_env, pg_conn, lake, dbt_dir):
+    generate_year(2018, rows=50, seed=5)
+    load_id = load_year(2018).load_id
+    dbt(dbt_dir, "run", "--select", "stg_flights", year=2018)
+    cols = ["year", "load_id", "line_no", "fl_date", "op_carrier", "origin", "dest",
+            "cancelled", "diverted", *NUMERIC_FIELDS]
+    rows = [(2018, load_id, 1000 + i, "2018-01-05", "AA", "JFK", "LAX", "0.0", "0.0",
+             *[value] * len(NUMERIC_FIELDS)) for i, value in enumerate(TRICKY_NUMBERS)]
+    rows += [(2018, load_id, 2000 + i, day, "AA", "JFK", "LAX", "0.0", "0.0",
+              *["1.0"] * len(NUMERIC_FIELDS)) for i, day in enumerate(TRICKY_DATES)]
+    with pg_conn.cursor().copy(
+            f"copy staging.flights ({', '.join(cols)}) from stdin") as copy:
+        for row in rows:
+            copy.write_row(row)
+
+    def typed(plain: bool) -> list[tuple]:
+        with pg_conn.transaction():
+            pg_conn.execute("set local datestyle = 'ISO, MDY'")
+            pg_conn.execute("select set_config('lakehouse.plain_casts', %s, true)",
+                            ("on" if plain else "off",))
+            return pg_conn.execute(
+                "select * from silver.stg_flights where line_no >= 1000 order by line_no").fetchall()
+
+    plain, guarded = typed(True), typed(False)
+    assert len(plain) == len(rows)
+    assert plain == guarded
+    by_value = dict(zip(TRICKY_NUMBERS, plain))
+    names = [d.name for d in pg_conn.execute("select * from silver.stg_flights limit 0").description]
+    delay = names.index("dep_delay")
+    assert by_value["1e2"][delay] == 100 and by_value[" 7 "][delay] == 7
+    assert by_value["NaN"][delay] is None and by_value["-inf"][delay] is None
+    assert by_value["123456789012345678901234567890123"][delay] is None
+    dep_time = names.index("dep_time")
+    assert by_value["2400.0"][dep_time] == 2400 and by_value["1060"][dep_time] is None
+    dates = [r[names.index("fl_date")] for r in plain[len(TRICKY_NUMBERS):]]
+    assert [d and d.isoformat() for d in dates] == [
+        "2018-01-05", None, None, None, None, "2018-02-28", "2016-02-29", None]
+
+
 def test_building_one_year_leaves_other_years_untouched_and_rebuilds_are_idempotent(
         pg_env, pg_conn, lake, dbt_dir):
     for year, rows in ((2017, 4_000), (2018, 3_000)):

@@ -1,13 +1,8 @@
 {{
     config(
-        materialized='incremental',
-        incremental_strategy='delete+insert',
-        unique_key='year',
-        incremental_predicates=year_predicates(),
-        on_schema_change='append_new_columns',
-        indexes=[{'columns': ['year'], 'type': 'brin'}],
+        materialized='year_partitioned',
         tags=['silver'],
-        post_hook=['analyze {{ this }}'],
+        pre_hook=["{{ parallel_plan_settings() }}", "{{ plain_casts_check() }}"],
     )
 }}
 {#- One row per distinct accepted flight line of the year(s) being built. Exact duplicate
@@ -21,53 +16,53 @@ accepted as (
       and reject_reason is null
 ),
 
-ranked as (
-    select
-        *,
-        row_number() over (partition by year, raw_fields order by line_no) as copy_no,
-        count(*) over (partition by year, raw_fields) as copies
-    from accepted
+duplicates as (
+    select * from {{ ref('flights_duplicates') }}
+    where {{ year_condition() }}
 ),
 
 final as (
     select
-        year,
-        load_id,
-        line_no,
-        fl_date,
-        op_carrier,
-        op_carrier_fl_num,
-        origin,
-        dest,
-        crs_dep_time,
-        dep_time,
-        scheduled_dep_at,
-        dep_at,
-        dep_delay,
-        is_delayed_15,
-        taxi_out,
-        wheels_off_minutes,
-        wheels_on_minutes,
-        taxi_in,
-        crs_arr_time,
-        arr_time,
-        arr_delay,
-        is_cancelled,
-        cancellation_code,
-        is_diverted,
-        crs_elapsed_time,
-        actual_elapsed_time,
-        air_time,
-        distance,
-        carrier_delay,
-        weather_delay,
-        nas_delay,
-        security_delay,
-        late_aircraft_delay,
-        cast_warnings,
-        (copies - 1)::integer as duplicates_removed
-    from ranked
-    where copy_no = 1
+        accepted.year,
+        accepted.load_id,
+        accepted.line_no,
+        accepted.fl_date,
+        accepted.op_carrier,
+        accepted.op_carrier_fl_num,
+        accepted.origin,
+        accepted.dest,
+        accepted.crs_dep_time,
+        accepted.dep_time,
+        accepted.scheduled_dep_at,
+        accepted.dep_at,
+        accepted.dep_delay,
+        accepted.is_delayed_15,
+        accepted.taxi_out,
+        accepted.wheels_off_minutes,
+        accepted.wheels_on_minutes,
+        accepted.taxi_in,
+        accepted.crs_arr_time,
+        accepted.arr_time,
+        accepted.arr_delay,
+        accepted.is_cancelled,
+        accepted.cancellation_code,
+        accepted.is_diverted,
+        accepted.crs_elapsed_time,
+        accepted.actual_elapsed_time,
+        accepted.air_time,
+        accepted.distance,
+        accepted.carrier_delay,
+        accepted.weather_delay,
+        accepted.nas_delay,
+        accepted.security_delay,
+        accepted.late_aircraft_delay,
+        accepted.cast_warnings,
+        (coalesce(duplicates.copies, 1) - 1)::integer as duplicates_removed
+    from accepted
+    left join duplicates
+        on duplicates.year = accepted.year
+        and duplicates.line_no = accepted.line_no
+    where coalesce(duplicates.copy_no, 1) = 1
 )
 
 select * from final

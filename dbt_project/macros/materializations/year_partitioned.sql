@@ -1,0 +1,134 @@
+{#- `materialized='year_partitioned'`: a table list-partitioned by `year`, one partition per
+    year (`<model>_<year>`), replaced whole by each build of that year.
+
+    Why not `incremental` + delete+insert: that writes every row of the year three times (a
+    temp table, then the delete, then the insert) and leaves the deleted rows as bloat. Here
+    the year is written once, by CREATE TABLE AS into a fresh table (no WAL with
+    wal_level=minimal, since the table is new in this transaction), then swapped in: the old
+    partition is dropped and the new one attached in the same transaction, so readers see the
+    old year or the new one, never a mix, and a failed build leaves the old year in place.
+
+    - `--vars '{year: Y}'`: builds year Y only; other years' partitions are not touched.
+    - no year var, or `--full-refresh`: rebuilds the whole table from what the model returns
+      (one partition per year present), swapped in the same way.
+    The model must return a non-null integer `year` column. -#}
+{% materialization year_partitioned, adapter='postgres' %}
+    {%- set year = build_year() -%}
+    {%- set target_relation = this.incorporate(type='table') -%}
+    {%- set existing = load_cached_relation(this) -%}
+    {%- set grant_config = config.get('grants') -%}
+
+    {{ run_hooks(pre_hooks, inside_transaction=False) }}
+    {{ run_hooks(pre_hooks, inside_transaction=True) }}
+
+    {%- set is_partitioned = existing is not none and year_partitioned_is_partitioned(existing) -%}
+    {%- if existing is not none and not is_partitioned -%}
+        {{ log("year_partitioned: " ~ existing ~ " is not a partitioned table (built by an older version); rebuilding it as one. Years other than the ones built now are rebuilt by a build without the year var.", info=True) }}
+    {%- endif -%}
+
+    {%- if year is none or should_full_refresh() or not is_partitioned -%}
+        {{ year_partitioned_rebuild_all(target_relation, existing, sql) }}
+    {%- else -%}
+        {{ year_partitioned_replace_year(target_relation, year, sql) }}
+    {%- endif -%}
+
+    {% do persist_docs(target_relation, model) %}
+    {{ run_hooks(post_hooks, inside_transaction=True) }}
+    {% do adapter.commit() %}
+    {{ run_hooks(post_hooks, inside_transaction=False) }}
+    {% do apply_grants(target_relation, grant_config, should_revoke=True) %}
+    {{ return({'relations': [target_relation]}) }}
+{% endmaterialization %}
+
+
+{% macro year_partitioned_is_partitioned(relation) -%}
+    {%- set result = run_query(
+        "select c.relkind = 'p' from pg_class c join pg_namespace n on n.oid = c.relnamespace"
+        ~ " where n.nspname = " ~ dbt.string_literal(relation.schema)
+        ~ " and c.relname = " ~ dbt.string_literal(relation.identifier)) -%}
+    {{ return(result.rows | length > 0 and result.rows[0][0]) }}
+{%- endmacro %}
+
+
+{% macro year_partitioned_child(parent, year, suffix='') -%}
+    {{ return(api.Relation.create(database=parent.database, schema=parent.schema,
+                                  identifier=parent.identifier ~ '_' ~ year ~ suffix, type='table')) }}
+{%- endmacro %}
+
+
+{#- Build year Y into a new table, check it holds only Y, and swap it in as the partition. -#}
+{% macro year_partitioned_replace_year(target, year, sql) -%}
+    {%- set staged = year_partitioned_child(target, year, '__dbt_new') -%}
+    {%- set partition = year_partitioned_child(target, year) -%}
+    {% call statement('main') -%}
+        drop table if exists {{ staged }};
+        create table {{ staged }} as (
+            {{ sql }}
+        );
+    {%- endcall %}
+    {{ year_partitioned_check_columns(target, staged) }}
+    {% call statement('swap_partition') -%}
+        -- A named constraint checks the rows are all year {{ year }} (the error names it) and
+        -- lets ATTACH PARTITION skip its own validation scan.
+        alter table {{ staged }} add constraint {{ adapter.quote(staged.identifier ~ '_year') }}
+            check (year is not null and year = {{ year }});
+        drop table if exists {{ partition }};
+        alter table {{ staged }} rename to {{ adapter.quote(partition.identifier) }};
+        alter table {{ partition }} rename constraint {{ adapter.quote(staged.identifier ~ '_year') }}
+            to {{ adapter.quote(partition.identifier ~ '_year') }};
+        alter table {{ target }} attach partition {{ partition }} for values in ({{ year }});
+        analyze {{ partition }};
+    {%- endcall %}
+{%- endmacro %}
+
+
+{#- A year's new partition must have exactly the parent's columns; a changed model needs a
+    full rebuild, which a year build cannot do without rewriting the other years. -#}
+{% macro year_partitioned_check_columns(target, staged) -%}
+    {%- set have, new = [], [] -%}
+    {%- for col in adapter.get_columns_in_relation(target) %}{% do have.append(col.name ~ ' ' ~ col.data_type) %}{% endfor -%}
+    {%- for col in adapter.get_columns_in_relation(staged) %}{% do new.append(col.name ~ ' ' ~ col.data_type) %}{% endfor -%}
+    {%- if have != new -%}
+        {{ exceptions.raise_compiler_error(
+            target ~ " has columns " ~ have ~ " but the model now returns " ~ new
+            ~ ": rebuild every year once with `dbt build --full-refresh --select "
+            ~ model.name ~ "+` (without the year var), then year builds work again.") }}
+    {%- endif -%}
+{%- endmacro %}
+
+
+{#- Build everything the model returns into a new partitioned table and swap it for the old. -#}
+{% macro year_partitioned_rebuild_all(target, existing, sql) -%}
+    {%- set staged_all = api.Relation.create(database=target.database, schema=target.schema,
+                                             identifier=target.identifier ~ '__dbt_all', type='table') -%}
+    {%- set staged_parent = api.Relation.create(database=target.database, schema=target.schema,
+                                                identifier=target.identifier ~ '__dbt_new', type='table') -%}
+    {% call statement('main') -%}
+        drop table if exists {{ staged_all }};
+        drop table if exists {{ staged_parent }} cascade;
+        create table {{ staged_all }} as (
+            {{ sql }}
+        );
+    {%- endcall %}
+    {%- set years = run_query("select distinct year from " ~ staged_all ~ " order by 1").columns[0].values() -%}
+    {% call statement('rebuild_all') -%}
+        create table {{ staged_parent }} (like {{ staged_all }}) partition by list (year);
+        {%- for y in years %}
+        {%- if y is none %}{{ exceptions.raise_compiler_error(model.name ~ " returned rows with a NULL year") }}{% endif %}
+        drop table if exists {{ year_partitioned_child(target, y, '__dbt_new') }};
+        create table {{ year_partitioned_child(target, y, '__dbt_new') }}
+            partition of {{ staged_parent }} for values in ({{ y }});
+        {%- endfor %}
+        insert into {{ staged_parent }} select * from {{ staged_all }};
+        drop table {{ staged_all }};
+        {%- if existing is not none %}
+        drop table {{ existing }} cascade;
+        {%- endif %}
+        alter table {{ staged_parent }} rename to {{ adapter.quote(target.identifier) }};
+        {%- for y in years %}
+        alter table {{ year_partitioned_child(target, y, '__dbt_new') }}
+            rename to {{ adapter.quote(target.identifier ~ '_' ~ y) }};
+        {%- endfor %}
+        analyze {{ target }};
+    {%- endcall %}
+{%- endmacro %}
