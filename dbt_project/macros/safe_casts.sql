@@ -12,8 +12,8 @@
     the guarded path, which gives the same values.
 
     Policy for numbers: what PostgreSQL's float8 input reads in decimal notation (optional
-    surrounding spaces, sign, fraction, an exponent of at most 2 digits), finite, at most 30
-    characters; NaN and Infinity are invalid. The plain path also reads what the C library
+    surrounding spaces, sign, fraction, an exponent of at most 2 digits), finite, at most 30 bytes
+    (= characters, for digits); NaN and Infinity are invalid. The plain path also reads what the C library
     adds (hex such as 0x1A, 3-digit exponents); the guarded path does not, so those two
     exotic forms are the only values the paths could type differently (neither occurs in BTS
     files). Dates: exactly YYYY-MM-DD naming a real day in both paths. Inputs are already
@@ -28,9 +28,9 @@
                'late_aircraft_delay']) }}
 {%- endmacro %}
 
-{#- The boolean column (added by the model's source CTE) that says plain casts are safe. -#}
-{% macro plain_casts_flag() -%}
-    (select coalesce(current_setting('lakehouse.plain_casts', true), '') = 'on')
+{#- True when plain casts are safe for this build (set by plain_casts_check). -#}
+{% macro plain_casts_setting() -%}
+    coalesce(current_setting('lakehouse.plain_casts', true), '') = 'on'
 {%- endmacro %}
 
 {#- Pre-hook: cast every numeric and date value of the year(s) being built, plainly; if
@@ -57,9 +57,9 @@
     (in the CTE above, so the cast runs once). -#}
 {% macro safe_float(col, plain) -%}
     (case when {{ plain }} then
-              case when length({{ col }}) <= 30 then {{ col }}::double precision end
+              case when octet_length({{ col }}) <= 30 then {{ col }}::double precision end
           when {{ col }} ~ '^\s*[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]{1,2})?\s*$'
-               and length({{ col }}) <= 30
+               and octet_length({{ col }}) <= 30
               then {{ col }}::double precision
      end)
 {%- endmacro %}
@@ -91,15 +91,15 @@
 {%- endmacro %}
 
 {#- `YYYY-MM-DD` that names a real day (rejects 2018-02-30, 2018-13-01, 0000-01-01).
-    Plain path: the cast, then `canonical_date` (in the CTE above) keeps it only if it prints
-    back as the text, so `2018-1-1`, `20180101` and ` 2018-01-01`, which the date input
+    Plain path: the cast, kept only if it prints back as the text (DateStyle ISO is set by
+    the pre-hook that enables the plain path), so `2018-1-1`, `20180101` and ` 2018-01-01`, which the date input
     function also reads, are not dates here either. Guarded path: the shape by translate(),
     then days 1..28 exist in every month, so only the rare days 29..31 need the month-length
     arithmetic. Nested CASEs because SQL does not promise the evaluation order of AND. -#}
 {% macro safe_date(col, plain) -%}
     (case when {{ plain }} then
-         case when length({{ col }}) = 10 then {{ col }}::date end
-          when length({{ col }}) = 10
+         case when octet_length({{ col }}) = 10 and {{ col }}::date::text = {{ col }} then {{ col }}::date end
+          when octet_length({{ col }}) = 10
            and translate({{ col }}, '0123456789', '') = '--'
            and substr({{ col }}, 5, 1) = '-' and substr({{ col }}, 8, 1) = '-' then
         case when substr({{ col }}, 6, 2) between '01' and '12'
@@ -111,12 +111,6 @@
             end
         end
     end)
-{%- endmacro %}
-
-{#- The plain path's date only when it prints back as its text (DateStyle ISO is set by the
-    pre-hook that enables the plain path). -#}
-{% macro canonical_date(value, raw, plain) -%}
-    (case when {{ plain }} and {{ value }}::text <> {{ raw }} then null else {{ value }} end)
 {%- endmacro %}
 
 {% macro days_in_month(y, m) -%}
