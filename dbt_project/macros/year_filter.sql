@@ -19,9 +19,10 @@
     {%- if y is none -%} true {%- else -%} {{ column }} = {{ y }} {%- endif -%}
 {%- endmacro %}
 
-{#- incremental_predicates for the delete+insert of one year: with the year as a literal the
-    delete reads only that year's blocks (through the BRIN index on year) instead of scanning
-    every year the table holds, so adding a year costs the same however many are loaded. -#}
+{#- incremental_predicates for the delete+insert of one year (gold): with the year as a
+    literal the delete is limited to that year's rows instead of matching the new rows
+    against every year the table holds. (The silver models are year partitions instead: see
+    materializations/year_partitioned.sql.) -#}
 {% macro year_predicates() -%}
     {%- set y = build_year() -%}
     {{ return([] if y is none else ['DBT_INTERNAL_DEST.year = ' ~ y]) }}
