@@ -19,7 +19,9 @@
     files). Dates: exactly YYYY-MM-DD naming a real day in both paths. Inputs are already
     '' -> NULL (the loader's COPY makes empty fields NULL). -#}
 
-{#- Columns typed with safe_float (times and the flight number become numbers first). -#}
+{#- Columns typed with safe_float (times and the flight number become numbers first). Every
+    column typed_flights_ctes reads with safe_float must be listed: plain_casts_check only
+    vouches for these, and an unlisted bad value would make the plain path raise. -#}
 {% macro numeric_fields() -%}
     {{ return(['op_carrier_fl_num', 'crs_dep_time', 'dep_time', 'dep_delay', 'taxi_out',
                'wheels_off', 'wheels_on', 'taxi_in', 'crs_arr_time', 'arr_time', 'arr_delay',
