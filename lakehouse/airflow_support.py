@@ -173,10 +173,11 @@ def drop_tagged_tests(group, tag: str) -> list[str]:
 
 
 def add_outlet(group, model: str, asset) -> None:
-    """Make the task that finishes `model` in a Cosmos task group (its tests when it has
-    them, else its run) announce `asset`, so downstream DAGs fire on a tested table."""
+    """Make the task that finishes `model` in a Cosmos task group (its `dbt build`, or its
+    tests / its run under other test behaviours) announce `asset`, so downstream DAGs fire
+    on a tested table."""
     tasks = {t.task_id.split(".", 1)[-1]: t for t in group}
-    for suffix in (".test", ".run", "_run"):
+    for suffix in ("_model_build", ".test", ".run", "_run"):
         if (task := tasks.get(model + suffix)) is not None:
             task.outlets = [*task.outlets, asset]
             return

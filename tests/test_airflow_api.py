@@ -58,7 +58,7 @@ def test_api_lists_the_dag_and_accepts_a_run_for_a_year(api_server):
 
     tasks = requests.get(f"{base_url}/api/v2/dags/etl_ml_pipeline/tasks", headers=auth, timeout=10)
     task_ids = {t["task_id"] for t in tasks.json()["tasks"]}
-    assert {"check_bronze", "load_staging", "dbt_transform.agg_dep_delay_by_date.run",
+    assert {"check_bronze", "load_staging", "dbt_transform.agg_dep_delay_by_date_model_build",
             "export_lake", "score_anomalies", "cleanup"} <= task_ids
 
     # Triggerable with a year from the UI/API; a non-integer year is refused by the param schema.

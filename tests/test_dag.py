@@ -76,19 +76,27 @@ def _ancestors(tasks: dict, task_id: str) -> set[str]:
 def test_tasks_are_wired_in_order(report):
     tasks = report["tasks"]
     dbt = {t for t in tasks if t.startswith("dbt_transform.")}
-    # Cosmos rendered the dbt models, each followed by its tests.
-    for expected in ("dbt_transform.stg_flights_run", "dbt_transform.flights.run",
-                     "dbt_transform.flights.test", "dbt_transform.agg_dep_delay_by_date.run",
-                     "dbt_transform.agg_dep_delay_by_date.test"):
+    # Cosmos rendered the dbt models, each as one `dbt build` (the model, then its tests), and
+    # the tests spanning two models as tasks of their own after both.
+    for expected in ("dbt_transform.stg_flights_model_build", "dbt_transform.flights_model_build",
+                     "dbt_transform.flights_duplicates_model_build",
+                     "dbt_transform.flights_rejected_model_build",
+                     "dbt_transform.agg_dep_delay_by_date_model_build",
+                     "dbt_transform.reconcile_silver_to_gold_test"):
         assert expected in tasks
-    assert "dbt_transform.flights.run" in _ancestors(tasks, "dbt_transform.flights.test")
-    assert "dbt_transform.flights.test" in _ancestors(tasks, "dbt_transform.agg_dep_delay_by_date.run")
+    assert "dbt_transform.flights_duplicates_model_build" in _ancestors(
+        tasks, "dbt_transform.flights_model_build")
+    assert "dbt_transform.flights_model_build" in _ancestors(
+        tasks, "dbt_transform.agg_dep_delay_by_date_model_build")
+    assert {"dbt_transform.flights_model_build", "dbt_transform.agg_dep_delay_by_date_model_build"} <= \
+        _ancestors(tasks, "dbt_transform.reconcile_silver_to_gold_test")
     assert tasks["check_bronze"]["upstream"] == []
     assert _ancestors(tasks, "load_staging") == {"check_bronze"}
     for t in dbt:
         assert "load_staging" in _ancestors(tasks, t)
     for t in ("export_lake", "score_anomalies"):
-        assert "dbt_transform.agg_dep_delay_by_date.test" in _ancestors(tasks, t)
+        assert {"dbt_transform.agg_dep_delay_by_date_model_build",
+                "dbt_transform.reconcile_silver_to_gold_test"} <= _ancestors(tasks, t)
     for t in (t for t in tasks if t.startswith("dbt_ml.")):
         assert "score_anomalies" in _ancestors(tasks, t)
     assert not any(t.startswith("dbt_transform.") and "anomal" in t for t in tasks)
@@ -106,7 +114,8 @@ def test_schedule_params_retries_and_assets(report):
     assert report["params"]["year"]["type"] == ["null", "integer"]
     assert tasks["load_staging"]["retries"] >= 2 and tasks["export_lake"]["retries"] >= 2
     assert tasks["check_bronze"]["retries"] == 0
-    assert tasks["dbt_transform.agg_dep_delay_by_date.test"]["outlets"] == ["gold.agg_dep_delay_by_date"]
+    assert tasks["dbt_transform.agg_dep_delay_by_date_model_build"]["outlets"] == [
+        "gold.agg_dep_delay_by_date"]
     assert tasks["score_anomalies"]["outlets"] == ["ml.dep_delay_anomalies"]
 
 
