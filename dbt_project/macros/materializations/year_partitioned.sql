@@ -50,9 +50,15 @@
 {%- endmacro %}
 
 
-{% macro year_partitioned_child(parent, year, suffix='') -%}
+{#- A table beside `parent` named `<parent><suffix>`. -#}
+{% macro year_partitioned_sibling(parent, suffix) -%}
     {{ return(api.Relation.create(database=parent.database, schema=parent.schema,
-                                  identifier=parent.identifier ~ '_' ~ year ~ suffix, type='table')) }}
+                                  identifier=parent.identifier ~ suffix, type='table')) }}
+{%- endmacro %}
+
+
+{% macro year_partitioned_child(parent, year, suffix='') -%}
+    {{ return(year_partitioned_sibling(parent, '_' ~ year ~ suffix)) }}
 {%- endmacro %}
 
 
@@ -70,12 +76,11 @@
     {% call statement('swap_partition') -%}
         -- A named constraint checks the rows are all year {{ year }} (the error names it) and
         -- lets ATTACH PARTITION skip its own validation scan.
-        alter table {{ staged }} add constraint {{ adapter.quote(staged.identifier ~ '_year') }}
+        -- (CHECK constraint names are per table, so it can carry its final name already.)
+        alter table {{ staged }} add constraint {{ adapter.quote(partition.identifier ~ '_year') }}
             check (year is not null and year = {{ year }});
         drop table if exists {{ partition }};
         alter table {{ staged }} rename to {{ adapter.quote(partition.identifier) }};
-        alter table {{ partition }} rename constraint {{ adapter.quote(staged.identifier ~ '_year') }}
-            to {{ adapter.quote(partition.identifier ~ '_year') }};
         alter table {{ target }} attach partition {{ partition }} for values in ({{ year }});
         analyze {{ partition }};
     {%- endcall %}
@@ -99,10 +104,8 @@
 
 {#- Build everything the model returns into a new partitioned table and swap it for the old. -#}
 {% macro year_partitioned_rebuild_all(target, existing, sql) -%}
-    {%- set staged_all = api.Relation.create(database=target.database, schema=target.schema,
-                                             identifier=target.identifier ~ '__dbt_all', type='table') -%}
-    {%- set staged_parent = api.Relation.create(database=target.database, schema=target.schema,
-                                                identifier=target.identifier ~ '__dbt_new', type='table') -%}
+    {%- set staged_all = year_partitioned_sibling(target, '__dbt_all') -%}
+    {%- set staged_parent = year_partitioned_sibling(target, '__dbt_new') -%}
     {% call statement('main') -%}
         drop table if exists {{ staged_all }};
         drop table if exists {{ staged_parent }} cascade;
