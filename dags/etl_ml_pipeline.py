@@ -49,8 +49,11 @@ def _dbt_group(group_id: str, select: list[str], exclude: list[str]) -> DbtTaskG
         # BUILD: one `dbt build` task per model runs it and then its tests, so a failing test
         # still stops everything downstream, with about half the tasks of AFTER_EACH (each
         # dbt task costs ~1 s of start-up and scheduling; docs/airflow.md has the figures).
+        # Unit tests check the models' SQL on fixed inputs: CI and `dbt build` run them; a
+        # production run does not need them again (dbt's advice), and they cost ~0.4 s each.
         render_config=RenderConfig(load_method=LoadMode.DBT_MANIFEST, select=select,
-                                   exclude=exclude, test_behavior=TestBehavior.BUILD,
+                                   exclude=[*exclude, "resource_type:unit_test"],
+                                   test_behavior=TestBehavior.BUILD,
                                    emit_datasets=False,
                                    # a test spanning two models (a relationship) runs after both
                                    should_detach_multiple_parents_tests=True),

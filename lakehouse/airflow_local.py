@@ -172,7 +172,8 @@ if dag is not None:
                            "downstream": sorted(t.downstream_task_ids),
                            "trigger_rule": getattr(t.trigger_rule, "value", str(t.trigger_rule)), "retries": t.retries,
                            "is_teardown": t.is_teardown,
-                           "outlets": [a.name for a in t.outlets]}
+                           "outlets": [a.name for a in t.outlets],
+                           "dbt_exclude": getattr(t, "exclude", None)}
                for t in dag.tasks},
         order=[t.task_id for t in dag.topological_sort()])
 print("DAGREPORT" + json.dumps(report))

@@ -12,9 +12,10 @@ import contextlib
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import BinaryIO
 
 DEFAULT_LAKE_URL = "data/lake"
 
@@ -46,7 +47,7 @@ class Lake:
     url: str
 
     @classmethod
-    def from_env(cls) -> "Lake":
+    def from_env(cls) -> Lake:
         return cls(os.environ.get("LAKE_URL") or DEFAULT_LAKE_URL)
 
     @property

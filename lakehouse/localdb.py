@@ -73,7 +73,7 @@ def find_pg_bin() -> Path:
         candidates.append(Path(os.environ["PG_BIN"]))
     pg_config = shutil.which("pg_config")
     if pg_config:
-        out = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True)
+        out = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True, check=False)
         if out.returncode == 0:
             candidates.append(Path(out.stdout.strip()))
     candidates += [Path(p) for p in sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True)]
@@ -103,7 +103,7 @@ def _as_server_user(cmd: list[str]) -> list[str]:
 
 
 def _run(cmd: list[str], what: str) -> subprocess.CompletedProcess:
-    proc = subprocess.run(_as_server_user(cmd), capture_output=True, text=True)
+    proc = subprocess.run(_as_server_user(cmd), capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise LocalDbError(f"{what} failed: {(proc.stderr or proc.stdout).strip()}")
     return proc
@@ -139,6 +139,7 @@ def is_running(cluster: Cluster) -> bool:
         _as_server_user([str(bindir / "pg_ctl"), "status", "-D", str(cluster.data_dir)]),
         capture_output=True,
         text=True,
+        check=False,
     )
     return proc.returncode == 0
 
@@ -207,7 +208,7 @@ def _ensure_database(cluster: Cluster) -> None:
     for _ in range(50):
         probe = subprocess.run(
             [psql, "-XAtqc", "select 1 from pg_database where datname = 'lakehouse'"],
-            capture_output=True, text=True, env=env,
+            capture_output=True, text=True, env=env, check=False,
         )
         if probe.returncode == 0:
             break

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import io
 import json
-import math
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
 import psycopg
+import pyarrow as pa
+import pyarrow.csv as pacsv
 from psycopg import sql
 
 from lakehouse.errors import UserError
@@ -76,17 +77,29 @@ def anomaly_columns(conn: psycopg.Connection) -> dict[str, str]:
     return dict(rows)
 
 
-def _copy_value(value, integer: bool):
-    if value is None or value is pd.NA or value is pd.NaT:
-        return None
-    if hasattr(value, "item"):  # numpy scalars -> Python
-        value = value.item()
-    if isinstance(value, float):
-        if math.isnan(value):
-            return None
-        if integer:
-            return int(value)
-    return value
+INTEGER_TYPES = ("integer", "bigint", "smallint")
+
+
+def _copy_csv(rows: pd.DataFrame, types: dict[str, str]) -> bytes:
+    """`rows` as COPY CSV for columns of those PostgreSQL types, written by Arrow in C++.
+
+    A Python loop over ~120 k rows x 33 values took 3-4 s of each scoring run; this takes
+    ~0.1 s. NaN/NaT/None become NULL; integer columns that pandas holds as floats (because of
+    NaN) are cast back, and a fractional value there raises instead of being truncated.
+    """
+    arrays = []
+    for name in rows.columns:
+        values = rows[name]
+        if types[name] == "uuid":
+            values = values.map(lambda v: None if v is None or v is pd.NA else str(v))
+        array = pa.array(values, from_pandas=True)
+        if types[name] in INTEGER_TYPES and not pa.types.is_integer(array.type):
+            array = array.cast(pa.int64())
+        arrays.append(array)
+    sink = pa.BufferOutputStream()
+    pacsv.write_csv(pa.Table.from_arrays(arrays, names=list(rows.columns)), sink,
+                    pacsv.WriteOptions(include_header=False))
+    return sink.getvalue().to_pybytes()
 
 
 def upsert_year(conn: psycopg.Connection, year: int, rows: pd.DataFrame, run: dict) -> None:
@@ -96,7 +109,6 @@ def upsert_year(conn: psycopg.Connection, year: int, rows: pd.DataFrame, run: di
     """
     types = anomaly_columns(conn)
     columns = [c for c in types if c in rows.columns]
-    integer = [types[c] in ("integer", "bigint", "smallint") for c in columns]
     ident = [sql.Identifier(c) for c in columns]
     target = sql.Identifier(*ANOMALY_TABLE)
     with conn.transaction():
@@ -105,10 +117,9 @@ def upsert_year(conn: psycopg.Connection, year: int, rows: pd.DataFrame, run: di
             .format(target)
         )
         with conn.cursor() as cur, cur.copy(
-            sql.SQL("copy scored ({}) from stdin").format(sql.SQL(", ").join(ident))
+            sql.SQL("copy scored ({}) from stdin (format csv)").format(sql.SQL(", ").join(ident))
         ) as copy:
-            for record in rows[columns].itertuples(index=False, name=None):
-                copy.write_row([_copy_value(v, i) for v, i in zip(record, integer)])
+            copy.write(_copy_csv(rows[columns], types))
         updates = sql.SQL(", ").join(
             sql.SQL("{0} = excluded.{0}").format(i) for i in ident if i != sql.Identifier("id")
         )

@@ -94,6 +94,9 @@ def test_tasks_are_wired_in_order(report):
     assert _ancestors(tasks, "load_staging") == {"check_bronze"}
     for t in dbt:
         assert "load_staging" in _ancestors(tasks, t)
+    # A production run skips dbt's unit tests (CI runs them): every build excludes them.
+    for t in (t for t in tasks if t.endswith("_model_build")):
+        assert "resource_type:unit_test" in tasks[t]["dbt_exclude"], t
     for t in ("export_lake", "score_anomalies"):
         assert {"dbt_transform.agg_dep_delay_by_date_model_build",
                 "dbt_transform.reconcile_silver_to_gold_test"} <= _ancestors(tasks, t)

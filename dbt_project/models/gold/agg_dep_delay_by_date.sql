@@ -7,6 +7,7 @@
         on_schema_change='append_new_columns',
         tags=['gold'],
         indexes=[{'columns': ['origin', 'fl_date'], 'unique': true}, {'columns': ['fl_date']}],
+        pre_hook=["{{ parallel_plan_settings(work_mem='64MB') }}"],
         post_hook=['analyze {{ this }}'],
     )
 }}
