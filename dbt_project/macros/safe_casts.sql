@@ -20,7 +20,7 @@
     '' -> NULL (the loader's COPY makes empty fields NULL). -#}
 
 {#- Columns typed with safe_float (times and the flight number become numbers first). Every
-    column typed_flights_ctes reads with safe_float must be listed: plain_casts_check only
+    column typed_flights reads with safe_float must be listed: plain_casts_check only
     vouches for these, and an unlisted bad value would make the plain path raise. -#}
 {% macro numeric_fields() -%}
     {{ return(['op_carrier_fl_num', 'crs_dep_time', 'dep_time', 'dep_delay', 'taxi_out',

@@ -23,19 +23,15 @@ source as (
             and accepted.line_no = staged.line_no
             and {{ year_condition('accepted.year') }}
       )
-),
-
-{{ typed_flights_ctes('source') }},
-
-rejected as (
-    select * from final
-    where reject_reason is not null
 )
 
+-- The typing is read from the main query, not a CTE: PostgreSQL would materialize a CTE
+-- that contains it (macros/typed_flights.sql says why).
 select
     year,
     load_id,
     line_no,
     reject_reason,
     raw_fields
-from rejected
+from ({{ typed_flights('source') }}) as typed
+where reject_reason is not null

@@ -7,11 +7,9 @@ with
 
 source as (
     select * from {{ source('staging', 'flights') }}
-    -- The year is applied here, below the fences in the typed CTEs: a filter from outside
+    -- The year is applied here, below the fences in the typed layers: a filter from outside
     -- is not pushed through them, and the partition of the year is all that has to be read.
     where {{ year_condition() }}
-),
+)
 
-{{ typed_flights_ctes('source') }}
-
-select * from final
+{{ typed_flights('source') }}
