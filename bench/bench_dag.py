@@ -1,7 +1,7 @@
 """DAG benchmark: one full etl_ml_pipeline run vs `psql \\copy` vs the original pipeline.
 
     .venv/bin/python bench/bench_dag.py [--rows 7200000] [--keep DIR]
-        [--arima-airports 4] [--original-rows N] [--skip-original]
+        [--arima-airports 4] [--original-rows N] [--skip-original] [--dag-log FILE]
 
 In one run, on one generated year (a temporary local lake, or --keep DIR to reuse its file) and
 a throw-away database on the server the PG* variables point at (`make bench-dag` starts the
@@ -58,6 +58,7 @@ def main() -> None:
     parser.add_argument("--original-rows", type=int, default=None,
                         help="data lines the original reads (default all; else extrapolated)")
     parser.add_argument("--skip-original", action="store_true")
+    parser.add_argument("--dag-log", help="keep the DAG run's log (task and dbt output) here")
     args = parser.parse_args()
 
     env = {**os.environ, **warehouse.apply_env()}
@@ -112,6 +113,8 @@ def _run(args, env: dict[str, str], tmp: Path, work: Path) -> None:
     started = time.perf_counter()
     code, tasks = airflow_local.run_dag(denv, {"year": YEAR}, work / "dag.log")
     dag_s = time.perf_counter() - started
+    if args.dag_log:
+        shutil.copy(work / "dag.log", args.dag_log)
     if code != 0:
         failed = {t: i["state"] for t, i in tasks.items() if i["state"] != "success"}
         shutil.copy(work / "dag.log", "/tmp/bench_dag_failed.log")
