@@ -48,12 +48,13 @@ help:
 
 venv: $(VENV)/.synced
 
+# --compile-bytecode: where PYTHONDONTWRITEBYTECODE is set (as on our CI machines) there are
+# no .pyc files otherwise, and every process (each Airflow task, dbt, joblib worker, test
+# subprocess) recompiled airflow, dbt, pandas and statsmodels from source: 1.5-2.9 s more per
+# import (docs/airflow.md). Compiling once takes ~18 s.
 $(VENV)/.synced: pyproject.toml uv.lock
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(VENV)/bin/uv --version 2>/dev/null | grep -q $(UV_VERSION) || $(VENV)/bin/pip install -q uv==$(UV_VERSION)
-	# --compile-bytecode: this environment sets PYTHONDONTWRITEBYTECODE, so without .pyc files
-	# every process (each Airflow task, dbt, joblib worker, test subprocess) recompiled airflow,
-	# dbt, pandas and statsmodels from source: 1.5-2.9 s more per import (docs/airflow.md).
 	UV_PROJECT_ENVIRONMENT=$(VENV) $(VENV)/bin/uv sync --frozen --compile-bytecode --python $(PY)
 	@touch $@
 
