@@ -15,9 +15,9 @@
     set-returning-function fences (generate_series / unnest) used before, whose ProjectSet
     nodes evaluated each of ~60 columns as a separate expression. -#}
 {% macro typed_flights(source_relation) -%}
--- Numeric fields are not NULLIF'ed: the loader's COPY already makes empty fields NULL, and a
--- NULLIF here would be re-evaluated at every one of the value's uses in the casts below.
 {%- set renamed %}
+    -- Numeric fields are not NULLIF'ed: the loader's COPY already makes empty fields NULL, and
+    -- a NULLIF here would be re-evaluated at every one of the value's uses in the casts below.
     select
         year as load_year,
         load_id,
@@ -125,11 +125,9 @@
     from ({{ renamed }}) as renamed
 {%- endset %}
 
--- Times and the flight number were read as numbers once (above); the clock and integer
--- rules are cheap arithmetic on those.
--- Everything read above is a Var here, so these rules are cheap arithmetic on values computed
--- once: NaN/Infinity out, clock times to minutes, the flight number to an integer.
 {%- set converted %}
+    -- Everything read above is a Var here, so these rules are cheap arithmetic on values
+    -- computed once: NaN/Infinity out, clock times to minutes, the flight number to an integer.
     select
         *,
         {{ float_to_int('op_carrier_fl_num_number') }} as op_carrier_fl_num,
