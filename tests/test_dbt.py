@@ -298,6 +298,14 @@ def test_building_one_year_leaves_other_years_untouched_and_rebuilds_are_idempot
         "select distinct year from gold.agg_dep_delay_by_date order by 1").fetchall()]
     assert years == [2017, 2018]
 
+    # The uniqueness test really fails on silver when a line appears twice.
+    pg_conn.execute("insert into silver.flights select * from silver.flights "
+                    "where year = 2018 and line_no = 7")
+    proc = dbt(dbt_dir, "test", "--select", "flights,test_name:unique_integer_key", year=2018,
+               check=False)
+    assert proc.returncode != 0
+    assert re.search(r"FAIL 1 unique_integer_key_flights_line_no__year", proc.stdout), proc.stdout[-3000:]
+
 
 def test_models_land_in_silver_and_gold_and_a_bad_year_var_is_a_clear_error(
         pg_env, pg_conn, lake, dbt_dir):
@@ -316,6 +324,34 @@ def test_models_land_in_silver_and_gold_and_a_bad_year_var_is_a_clear_error(
     proc = dbt(dbt_dir, "build", "--select", "stg_flights", year="'18x'", check=False)
     assert proc.returncode != 0
     assert "must be a four-digit year" in proc.stdout
+
+
+def show_inline(dbt_dir: Path, sql_text: str) -> list[dict]:
+    """Rows of `dbt show --inline` (the project's macros available), as dicts."""
+    import json
+
+    proc = dbt(dbt_dir, "show", "--inline", sql_text, "--limit", "100", "--output", "json",
+               "--log-format", "json")
+    for line in proc.stdout.splitlines():
+        data = json.loads(line).get("data", {})
+        if "preview" in data:
+            return json.loads(data["preview"])
+    pytest.fail(f"no preview in dbt show output:\n{proc.stdout[-3000:]}")
+
+
+def test_unique_integer_key_reports_exactly_the_repeated_keys(pg_env, dbt_dir):
+    # Keys on both sides of zero and of 64-key block edges, where a wrong shift or mask would
+    # make two distinct keys share a bit (or one key two bits).
+    keys = "(1, -65), (1, -64), (1, -1), (1, 0), (1, 63), (1, 64), (1, 127), (2, -1), (2, 64)"
+    test = "test_unique_integer_key(model='(values {}) as v(y, k)', key='k', partition_by=['y'])"
+    assert show_inline(dbt_dir, "{{ " + test.format(keys) + " }}") == []
+    repeated = keys + ", (1, -1), (2, 64), (2, 64), (1, 63)"
+    rows = show_inline(dbt_dir, "{{ " + test.format(repeated) + " }}")
+    assert sorted((r["y"], r["k"], r["occurrences"]) for r in rows) == [
+        (1, -1, 2), (1, 63, 2), (2, 64, 3)]
+    # Without partition columns, the same key in two partitions is a repeat.
+    plain = "{{ test_unique_integer_key(model='(values (-1), (7), (-1)) as v(k)', key='k') }}"
+    assert [(r["k"], r["occurrences"]) for r in show_inline(dbt_dir, plain)] == [(-1, 2)]
 
 
 def test_dbt_parse_needs_no_database_and_tags_models_by_layer(dbt_dir, monkeypatch):
