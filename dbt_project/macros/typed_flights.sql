@@ -127,13 +127,13 @@
 
 {%- set converted %}
     -- Everything read above is a Var here, so these rules are cheap arithmetic on values
-    -- computed once: NaN/Infinity out, clock times to minutes, the flight number to an integer.
+    -- computed once: NaN/Infinity out, clock times checked as HHMM, the flight number to an
+    -- integer.
     select
         *,
         {{ float_to_int('op_carrier_fl_num_number') }} as op_carrier_fl_num,
-        {%- for col, prefix in [('crs_dep_time', 'crs_dep'), ('dep_time', 'dep'), ('wheels_off', 'wheels_off'),
-                                ('wheels_on', 'wheels_on'), ('crs_arr_time', 'crs_arr'), ('arr_time', 'arr')] %}
-        {{ float_to_hhmm_minutes(col ~ '_number') }} as {{ prefix }}_minutes,
+        {%- for col in ['crs_dep_time', 'dep_time', 'wheels_off', 'wheels_on', 'crs_arr_time', 'arr_time'] %}
+        {{ float_to_hhmm(col ~ '_number') }} as {{ col }}_hhmm,
         {%- endfor %}
         {%- for col in ['dep_delay', 'taxi_out', 'taxi_in', 'arr_delay', 'crs_elapsed_time', 'actual_elapsed_time', 'air_time', 'distance', 'carrier_delay', 'weather_delay', 'nas_delay', 'security_delay', 'late_aircraft_delay'] %}
         {{ finite(col ~ '_number') }} as {{ col }}{{ ',' if not loop.last }}
@@ -149,7 +149,7 @@
         -- costs ~1 us per row).
         case when fl_date between make_date(load_year, 1, 1) and make_date(load_year, 12, 31)
                   and op_carrier is not null and origin is not null and dest is not null
-                  and crs_dep_minutes is not null and is_cancelled is not null
+                  and crs_dep_time_hhmm is not null and is_cancelled is not null
                   and is_diverted is not null
                   and not {{ is_unparsable('dep_delay_raw', 'dep_delay') }}
                   and not {{ is_unparsable('arr_delay_raw', 'arr_delay') }}
@@ -163,7 +163,7 @@
             case when op_carrier is null then format('op_carrier %s is not a 2-character carrier code', coalesce(op_carrier_raw, '(missing)')) end,
             case when origin is null then format('origin %s is not a 3-character airport code', coalesce(origin_raw, '(missing)')) end,
             case when dest is null then format('dest %s is not a 3-character airport code', coalesce(dest_raw, '(missing)')) end,
-            case when crs_dep_minutes is null then format('crs_dep_time %s is not an HHMM time', coalesce(crs_dep_time_raw, '(missing)')) end,
+            case when crs_dep_time_hhmm is null then format('crs_dep_time %s is not an HHMM time', coalesce(crs_dep_time_raw, '(missing)')) end,
             case when is_cancelled is null then format('cancelled %s is not 0 or 1', coalesce(cancelled_raw, '(missing)')) end,
             case when is_diverted is null then format('diverted %s is not 0 or 1', coalesce(diverted_raw, '(missing)')) end,
             case when {{ is_unparsable('dep_delay_raw', 'dep_delay') }} then format('dep_delay %s is not a number', dep_delay_raw) end,
@@ -174,8 +174,8 @@
                                'crs_arr_time', 'arr_time', 'cancellation_code', 'crs_elapsed_time',
                                'actual_elapsed_time', 'air_time', 'distance', 'carrier_delay',
                                'weather_delay', 'nas_delay', 'security_delay', 'late_aircraft_delay'] %}
-        {%- set typed_name = {'dep_time': 'dep_minutes', 'wheels_off': 'wheels_off_minutes', 'wheels_on': 'wheels_on_minutes',
-                              'crs_arr_time': 'crs_arr_minutes', 'arr_time': 'arr_minutes'} %}
+        {%- set typed_name = {'dep_time': 'dep_time_hhmm', 'wheels_off': 'wheels_off_hhmm', 'wheels_on': 'wheels_on_hhmm',
+                              'crs_arr_time': 'crs_arr_time_hhmm', 'arr_time': 'arr_time_hhmm'} %}
         case when
             {%- for col in descriptive %}
             not {{ is_unparsable(col ~ '_raw', typed_name.get(col, col)) }}{{ ' and' if not loop.last }}
@@ -185,7 +185,11 @@
             {%- for col in descriptive %}
             case when {{ is_unparsable(col ~ '_raw', typed_name.get(col, col)) }} then '{{ col }}' end{{ ',' if not loop.last }}
             {%- endfor %}
-        ), '') end as cast_warnings
+        ), '') end as cast_warnings,
+        -- minutes after midnight, for the columns that need them (crs_dep twice, below)
+        {{ hhmm_to_minutes('crs_dep_time_hhmm') }} as crs_dep_minutes,
+        {{ hhmm_to_minutes('wheels_off_hhmm') }} as wheels_off_minutes,
+        {{ hhmm_to_minutes('wheels_on_hhmm') }} as wheels_on_minutes
     from ({{ converted }}) as converted
 {%- endset %}
 
@@ -199,8 +203,8 @@ select
         origin,
         dest,
         -- HHMM as in the source (2400 stays 2400); the timestamps below resolve midnight
-        case when crs_dep_minutes is not null then crs_dep_minutes / 60 * 100 + crs_dep_minutes % 60 end as crs_dep_time,
-        case when dep_minutes is not null then dep_minutes / 60 * 100 + dep_minutes % 60 end as dep_time,
+        crs_dep_time_hhmm as crs_dep_time,
+        dep_time_hhmm as dep_time,
         -- Local wall-clock times. 2400 means midnight at the END of fl_date, i.e. 00:00 the next
         -- day. The actual departure is the schedule plus the delay when the delay is known,
         -- because DEP_TIME alone wraps at midnight for flights delayed into the next day.
@@ -209,7 +213,7 @@ select
             when is_cancelled then null
             when dep_delay is not null
                 then fl_date + make_interval(mins => crs_dep_minutes) + dep_delay * interval '1 minute'
-            when dep_minutes is not null then fl_date + make_interval(mins => dep_minutes)
+            when dep_time_hhmm is not null then fl_date + make_interval(mins => {{ hhmm_to_minutes('dep_time_hhmm') }})
         end as dep_at,
         dep_delay,
         dep_delay >= 15 as is_delayed_15,
@@ -217,8 +221,8 @@ select
         wheels_off_minutes,
         wheels_on_minutes,
         taxi_in,
-        case when crs_arr_minutes is not null then crs_arr_minutes / 60 * 100 + crs_arr_minutes % 60 end as crs_arr_time,
-        case when arr_minutes is not null then arr_minutes / 60 * 100 + arr_minutes % 60 end as arr_time,
+        crs_arr_time_hhmm as crs_arr_time,
+        arr_time_hhmm as arr_time,
         arr_delay,
         is_cancelled,
         cancellation_code,
