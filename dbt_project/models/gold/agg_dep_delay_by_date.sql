@@ -11,9 +11,13 @@
         post_hook=['analyze {{ this }}'],
     )
 }}
-{#- Departure delay per airport and day. The delay sum is taken in numeric so it is exact and
-    independent of row order (float addition is not associative, and parallel plans change the
-    order); the mean is then one float division, reproducible anywhere as float(sum) / n. -#}
+{#- Departure delay per airport and day. The delay sum is exact and independent of row order
+    (float addition is not associative in general, and parallel plans change the order): delays
+    that are whole minutes -- every BTS delay -- are summed in float8, which is exact for
+    integers while the sum stays below 2^53 (a day's is below 10^7); any fractional delay is
+    summed in numeric. Converting every delay to numeric instead cost 1.9 s of the 7.7 s
+    aggregate on a 7.2 M-row year, all of it in the leader process (measured). The mean is then
+    one float division, reproducible anywhere as float(sum) / n. -#}
 with
 
 flights as (
@@ -30,14 +34,24 @@ daily as (
         count(*) filter (where is_cancelled) as cancelled_flights,
         count(*) filter (where is_diverted) as diverted_flights,
         count(*) filter (where not is_cancelled and dep_delay is not null) as flights,
-        sum(dep_delay::numeric) filter (where not is_cancelled and dep_delay is not null)
-            as total_dep_delay,
+        sum(dep_delay) filter (where not is_cancelled and dep_delay = trunc(dep_delay))
+            as whole_minutes_delay,
+        sum(dep_delay::numeric) filter (where not is_cancelled and dep_delay <> trunc(dep_delay))
+            as fractional_delay,
         count(*) filter (where not is_cancelled and dep_delay >= 15) as delayed_15_flights,
         max(dep_delay) filter (where not is_cancelled) as max_dep_delay,
         percentile_cont(array[0.5, 0.9]) within group (order by dep_delay)
             filter (where not is_cancelled and dep_delay is not null) as dep_delay_percentiles
     from flights
     group by year, origin, fl_date
+),
+
+totals as (
+    select
+        *,
+        coalesce(whole_minutes_delay::numeric, 0) + coalesce(fractional_delay, 0)
+            as total_dep_delay
+    from daily
 ),
 
 final as (
@@ -49,7 +63,7 @@ final as (
         flights::integer as flights,
         (total_dep_delay::double precision / nullif(flights, 0)::double precision)
             as mean_dep_delay,
-        coalesce(total_dep_delay, 0)::double precision as total_dep_delay,
+        total_dep_delay::double precision as total_dep_delay,
         scheduled_flights::integer as scheduled_flights,
         cancelled_flights::integer as cancelled_flights,
         (cancelled_flights::double precision / scheduled_flights::double precision) as cancel_rate,
@@ -60,7 +74,7 @@ final as (
         (delayed_15_flights::double precision / nullif(flights, 0)::double precision)
             as share_delayed_15,
         max_dep_delay
-    from daily
+    from totals
 )
 
 select * from final
