@@ -85,8 +85,9 @@ def _arrow_schema(conn: psycopg.Connection, table: Table) -> pa.Schema:
     return pa.schema(fields)
 
 
-def _rows_for_year(conn: psycopg.Connection, table: Table, year: int) -> int:
-    query = sql.SQL("select count(*) from {} where year = %s").format(
+def _has_year(conn: psycopg.Connection, table: Table, year: int) -> bool:
+    # exists, not count(*): counting a 7.2 M-row year scans it all (~0.7 s) to learn "not 0"
+    query = sql.SQL("select exists (select from {} where year = %s)").format(
         sql.Identifier(table.schema, table.name))
     return conn.execute(query, (year,)).fetchone()[0]
 
@@ -164,7 +165,7 @@ def export_year(year: int, lake: Lake | None = None) -> dict:
         conn.read_only = True
         for table in (SILVER, GOLD):
             _arrow_schema(conn, table)
-            if _rows_for_year(conn, table, year) == 0:
+            if not _has_year(conn, table, year):
                 raise UserError(
                     f"{table.schema}.{table.name} has no rows for year {year}: load and build it "
                     f"first (`python -m loaders load --year {year}` then `dbt build --project-dir "
