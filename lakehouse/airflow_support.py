@@ -172,6 +172,24 @@ def drop_tagged_tests(group, tag: str) -> list[str]:
     return removed
 
 
+def share_partial_parse(source, *groups) -> None:
+    """Point the dbt tasks of `groups` at `source`'s Cosmos cache directory.
+
+    Cosmos keeps dbt's partial-parse file per task group, so the first dbt task of every group
+    re-parses the whole project (~1 s here: a run's `--vars` differ from the manifest's). The
+    groups render the same project with the same profile and vars, so the file the first group
+    leaves is valid for the others.
+    """
+    cache_dirs = {getattr(t, "cache_dir", None) for t in source} - {None}
+    if len(cache_dirs) != 1:
+        return  # Cosmos caching is off (or changed): nothing to share
+    (cache_dir,) = cache_dirs
+    for group in groups:
+        for task in group:
+            if getattr(task, "cache_dir", None) is not None:
+                task.cache_dir = cache_dir
+
+
 def add_outlet(group, model: str, asset) -> None:
     """Make the task that finishes `model` in a Cosmos task group (its `dbt build`, or its
     tests / its run under other test behaviours) announce `asset`, so downstream DAGs fire

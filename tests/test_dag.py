@@ -97,6 +97,12 @@ def test_tasks_are_wired_in_order(report):
     # A production run skips dbt's unit tests (CI runs them): every build excludes them.
     for t in (t for t in tasks if t.endswith("_model_build")):
         assert "resource_type:unit_test" in tasks[t]["dbt_exclude"], t
+    # Every dbt task skips writing manifest/run_results JSON, and all share one partial-parse
+    # cache, so only the run's first dbt task parses the whole project.
+    all_dbt = [t for t in tasks if t.startswith(("dbt_transform.", "dbt_ml."))]
+    assert all(tasks[t]["dbt_flags"] == ["--no-write-json"] for t in all_dbt), all_dbt
+    cache_dirs = {tasks[t]["dbt_cache_dir"] for t in all_dbt}
+    assert len(cache_dirs) == 1 and None not in cache_dirs, cache_dirs
     for t in ("export_lake", "score_anomalies"):
         assert {"dbt_transform.agg_dep_delay_by_date_model_build",
                 "dbt_transform.reconcile_silver_to_gold_test"} <= _ancestors(tasks, t)
