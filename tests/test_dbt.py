@@ -155,6 +155,17 @@ def test_gold_equals_an_independent_computation_on_the_csv(pg_env, pg_conn, lake
     assert [c for c in GOLD_COLUMNS if c not in types] == []
     assert types["fl_date"] == "date" and types["mean_dep_delay"] == "double precision"
     assert types["flights"] == "integer" and types["id"] == "text"
+    # ... and its constraints, created by the first build (macros/adapters/create_table_as.sql
+    # fills the contract's table from a parallel CREATE TEMPORARY TABLE AS).
+    kinds = {r[0] for r in pg_conn.execute(
+        "select contype from pg_constraint where conrelid = 'gold.agg_dep_delay_by_date'::regclass")}
+    assert {"p", "c"} <= kinds, kinds
+    not_null = {r[0] for r in pg_conn.execute(
+        "select column_name from information_schema.columns where table_schema = 'gold' "
+        "and table_name = 'agg_dep_delay_by_date' and is_nullable = 'NO'")}
+    assert {"id", "origin", "fl_date", "year", "flights", "scheduled_flights"} <= not_null, not_null
+    assert pg_conn.execute("select count(*) from pg_tables where tablename like "
+                           "'%%contract_rows%%'").fetchone()[0] == 0  # the staging table is gone
 
     silver, dups = pg_conn.execute(
         "select count(*), sum(duplicates_removed) from silver.flights where year = 2018").fetchone()
