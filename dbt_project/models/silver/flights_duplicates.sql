@@ -15,10 +15,11 @@ with
 -- of it (a sort of 8-byte values) finds the few candidate groups far faster than comparing
 -- whole lines (measured on 7.2 M lines: 3.3 s, against 8.7 s for grouping the text key);
 -- only the candidates are then compared field by field. A hash collision merely adds a
--- candidate. The pre-hook turns hash aggregation off for this model: the planner's choice, a
--- HashAggregate of 7.2 M distinct keys, runs in the leader alone and spills (5.8 s); the sort
--- runs in the parallel workers (whole model 3.4 s, measured). Lines missing a key field are left out: silver rejects them, and every
+-- candidate. Lines missing a key field are left out: silver rejects them, and every
 -- rejected line is listed, copies included.
+-- The pre-hook turns hash aggregation off for this model: the planner's choice, a
+-- HashAggregate of 7.2 M distinct keys, runs in the leader alone and spills (5.8 s); the sort
+-- runs in the parallel workers (the whole model 3.4 s, measured).
 duplicate_key_hashes as (
     select {{ duplicate_key_hash() }} as key_hash
     from {{ source('staging', 'flights') }}
