@@ -4,6 +4,7 @@ and check gold against an independent computation on the same CSV (plain `csv` +
 from __future__ import annotations
 
 import csv
+import json
 import math
 import os
 import re
@@ -339,8 +340,6 @@ def test_models_land_in_silver_and_gold_and_a_bad_year_var_is_a_clear_error(
 
 def show_inline(dbt_dir: Path, sql_text: str) -> list[dict]:
     """Rows of `dbt show --inline` (the project's macros available), as dicts."""
-    import json
-
     proc = dbt(dbt_dir, "show", "--inline", sql_text, "--limit", "100", "--output", "json",
                "--log-format", "json")
     for line in proc.stdout.splitlines():
