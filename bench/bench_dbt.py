@@ -83,8 +83,8 @@ def hand_sql(work: Path, year: int) -> str:
     gold = (compiled / "gold" / "agg_dep_delay_by_date.sql").read_text()
     gold = re.sub(r'"[^"]+"\."silver"\."flights"', "hand.flights", gold)
     assert "hand.flights" in gold, "compiled gold SQL does not read silver.flights any more"
-    # What silver.flights' pre-hook (plain_casts_check) sets for a year whose values all parse,
-    # as the generated years do: the plain-cast path, as in the dbt build.
+    # What silver.flights' build tries first (create_table_as_plain_casts_first) and keeps for a
+    # year whose values all parse, as the generated years do: the plain-cast path.
     return (f"drop schema if exists hand cascade; create schema hand;\n"
             f"set datestyle = 'ISO, MDY'; set lakehouse.plain_casts = 'on';\n"
             f"set parallel_tuple_cost = 0.001; set work_mem = '256MB';\n"

@@ -379,15 +379,3 @@ def test_dbt_parse_needs_no_database_and_tags_models_by_layer(dbt_dir, monkeypat
     assert "gold" in gold["tags"] and gold["schema"] == "gold"
     assert gold["config"]["contract"]["enforced"] is True
     assert [c for c, spec in gold["columns"].items() if not spec.get("description")] == []
-
-
-
-def test_plain_cast_check_covers_every_column_read_as_a_number():
-    """plain_casts_check vouches only for numeric_fields(): a column typed with safe_float but
-    missing there would make the plain path raise on a bad value instead of typing it NULL."""
-    typed = (PROJECT / "macros" / "typed_flights.sql").read_text()
-    casts = (PROJECT / "macros" / "safe_casts.sql").read_text()
-    start = casts.index("macro numeric_fields")
-    listed = set(re.findall(r"'(\w+)'", casts[start:casts.index("endmacro", start)]))
-    read_as_numbers = set(re.findall(r"safe_float\('(\w+)'", typed))
-    assert read_as_numbers and read_as_numbers == listed == set(NUMERIC_FIELDS)

@@ -5,11 +5,10 @@
     Two ways to the same result. PostgreSQL 15 has no pg_input_is_valid(), so a guard must
     prove a text parses before it is cast, and a guard (regex or translate) costs ~2 s of CPU
     per column on a 7.2 M-row year: ~50 s for the 21 numeric and date columns, most of
-    silver's cost (measured). Real files are clean nearly always, so `plain_casts_check()`
-    (a pre-hook) first casts every value of the year plainly in one aggregate (~4 s on 7.2 M
-    rows); when nothing raises it sets `lakehouse.plain_casts` for the build's transaction and
-    the casts below skip their guards. One value that does not parse sends the whole year down
-    the guarded path, which gives the same values.
+    silver's cost (measured). Real files are clean nearly always, so silver.flights is built
+    with `lakehouse.plain_casts` on first, where the casts below skip their guards
+    (create_table_as_plain_casts_first); one value that does not parse raises, and the whole
+    year is built again down the guarded path, which gives the same values.
 
     Policy for numbers: what PostgreSQL's float8 input reads in decimal notation (optional
     surrounding spaces, sign, fraction, an exponent of at most 2 digits), finite, at most 30 bytes
@@ -19,40 +18,39 @@
     files). Dates: exactly YYYY-MM-DD naming a real day in both paths. Inputs are already
     '' -> NULL (the loader's COPY makes empty fields NULL). -#}
 
-{#- Columns typed with safe_float (times and the flight number become numbers first). Every
-    column typed_flights reads with safe_float must be listed: plain_casts_check only
-    vouches for these, and an unlisted bad value would make the plain path raise. -#}
-{% macro numeric_fields() -%}
-    {{ return(['op_carrier_fl_num', 'crs_dep_time', 'dep_time', 'dep_delay', 'taxi_out',
-               'wheels_off', 'wheels_on', 'taxi_in', 'crs_arr_time', 'arr_time', 'arr_delay',
-               'crs_elapsed_time', 'actual_elapsed_time', 'air_time', 'distance',
-               'carrier_delay', 'weather_delay', 'nas_delay', 'security_delay',
-               'late_aircraft_delay']) }}
-{%- endmacro %}
-
-{#- True when plain casts are safe for this build (set by plain_casts_check). -#}
+{#- True while a build tries plain casts (create_table_as_plain_casts_first). -#}
 {% macro plain_casts_setting() -%}
     coalesce(current_setting('lakehouse.plain_casts', true), '') = 'on'
 {%- endmacro %}
 
-{#- Pre-hook: cast every numeric and date value of the year(s) being built, plainly; if
-    nothing raises, plain casts are safe for this build (the setting ends with the
-    transaction). DateStyle ISO makes date::text the canonical YYYY-MM-DD the date check
-    compares with. -#}
-{% macro plain_casts_check() -%}
+{#- CREATE TABLE `relation` AS `sql`, with plain casts first. The plain attempt runs in a
+    PL/pgSQL block (a subtransaction; the CREATE TABLE AS still runs in parallel there): if a
+    value does not parse, the cast raises, the block rolls the half-built table back and
+    builds it again with every guard on, which types every value the same way. A clean year
+    (nearly always) thus pays its casts once; a dirty one pays the aborted attempt on top of
+    the guarded build. Before 2026-11-26 a pre-hook cast every value once to decide up front:
+    ~4 s of a 7.2 M-row year's silver.flights, now saved. DateStyle ISO makes date::text the
+    canonical YYYY-MM-DD the date check compares with. -#}
+{% macro create_table_as_plain_casts_first(relation, sql) -%}
+    {%- set tag = '$lakehouse_plain_casts_first$' -%}
+    {%- if tag in sql -%}
+        {{ exceptions.raise_compiler_error(model.name ~ " contains " ~ tag ~ ", which quotes its SQL in create_table_as_plain_casts_first") }}
+    {%- endif -%}
     set local datestyle = 'ISO, MDY';
-    set local lakehouse.plain_casts = 'off';
-    do $plain_casts_check$
+    do $plain_casts_first$
+    declare
+        create_as constant text := {{ tag }}create table {{ relation }} as (
+            {{ sql }}
+        ){{ tag }};
     begin
-        perform count({{ adapter.quote('fl_date') }}::date)
-            {%- for col in numeric_fields() %}, count({{ adapter.quote(col) }}::double precision){% endfor %}
-        from {{ source('staging', 'flights') }}
-        where {{ year_condition() }};
         perform set_config('lakehouse.plain_casts', 'on', true);
+        execute create_as;
     exception when data_exception then
-        raise notice 'a numeric or date value does not parse: guarded casts for every value';
+        raise notice 'a numeric or date value does not parse (%): guarded casts for every value', sqlerrm;
+        perform set_config('lakehouse.plain_casts', 'off', true);
+        execute create_as;
     end
-    $plain_casts_check$
+    $plain_casts_first$;
 {%- endmacro %}
 
 {#- A decimal number -> double precision, or NULL; NaN/Infinity are removed by `finite`

@@ -68,9 +68,7 @@
     {%- set partition = year_partitioned_child(target, year) -%}
     {% call statement('main') -%}
         drop table if exists {{ staged }};
-        create table {{ staged }} as (
-            {{ sql }}
-        );
+        {{ year_partitioned_create_table_as(staged, sql) }}
     {%- endcall %}
     {{ year_partitioned_check_columns(target, staged) }}
     {% call statement('swap_partition') -%}
@@ -84,6 +82,19 @@
         alter table {{ target }} attach partition {{ partition }} for values in ({{ year }});
         analyze {{ partition }};
     {%- endcall %}
+{%- endmacro %}
+
+
+{#- CREATE TABLE `relation` AS the model's SELECT; a model configured with
+    `plain_casts_first=true` tries plain casts first (macros/safe_casts.sql). -#}
+{% macro year_partitioned_create_table_as(relation, sql) -%}
+    {%- if config.get('plain_casts_first', false) -%}
+        {{ create_table_as_plain_casts_first(relation, sql) }}
+    {%- else -%}
+        create table {{ relation }} as (
+            {{ sql }}
+        );
+    {%- endif -%}
 {%- endmacro %}
 
 
@@ -109,9 +120,7 @@
     {% call statement('main') -%}
         drop table if exists {{ staged_all }};
         drop table if exists {{ staged_parent }} cascade;
-        create table {{ staged_all }} as (
-            {{ sql }}
-        );
+        {{ year_partitioned_create_table_as(staged_all, sql) }}
     {%- endcall %}
     {%- set years = run_query("select distinct year from " ~ staged_all ~ " order by 1").columns[0].values() -%}
     {%- for y in years %}

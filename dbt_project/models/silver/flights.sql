@@ -2,7 +2,8 @@
     config(
         materialized='year_partitioned',
         tags=['silver'],
-        pre_hook=["{{ parallel_plan_settings() }}", "{{ plain_casts_check() }}"],
+        pre_hook=["{{ parallel_plan_settings() }}"],
+        plain_casts_first=true,
     )
 }}
 {#- One row per distinct accepted flight line of the year(s) being built. Exact duplicate
