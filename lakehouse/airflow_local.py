@@ -173,7 +173,9 @@ if dag is not None:
                            "trigger_rule": getattr(t.trigger_rule, "value", str(t.trigger_rule)), "retries": t.retries,
                            "is_teardown": t.is_teardown,
                            "outlets": [a.name for a in t.outlets],
+                           "dbt_select": getattr(t, "select", None),
                            "dbt_exclude": getattr(t, "exclude", None),
+                           "dbt_indirect_selection": getattr(t, "indirect_selection", None),
                            "dbt_flags": getattr(t, "dbt_cmd_flags", None),
                            "dbt_cache_dir": (str(t.cache_dir) if getattr(t, "cache_dir", None)
                                              else None)}

@@ -147,31 +147,6 @@ def _postgres_profile_mapping():
     return PostgresProfileMapping
 
 
-def drop_tagged_tests(group, tag: str) -> list[str]:
-    """Remove from a Cosmos task group the test tasks whose dbt config carries `tag`.
-
-    Cosmos (1.15) renders a test with two parents ("detached") in every group holding one of
-    them, even when the group's `exclude` names the test's tag: the ML tables' relationship
-    test to gold would run in the transform group, before the scorer has created ml.*.
-    Call before wiring the group to other tasks.
-    """
-    removed = []
-    for node_id, task in list(getattr(group, "tasks_map", {}).items()):
-        node = group.dbt_graph.filtered_nodes.get(node_id)
-        if node is None or str(node.resource_type.value) != "test":
-            continue
-        if tag not in (node.config.get("tags") or []):
-            continue
-        for up in list(task.upstream_list):
-            up.downstream_task_ids.discard(task.task_id)
-        for down in list(task.downstream_list):
-            down.upstream_task_ids.discard(task.task_id)
-        task.dag._remove_task(task.task_id)
-        del group.tasks_map[node_id]
-        removed.append(task.task_id)
-    return removed
-
-
 def share_partial_parse(source, *groups) -> None:
     """Point the dbt tasks of `groups` at `source`'s Cosmos cache directory.
 

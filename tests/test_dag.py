@@ -7,7 +7,9 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import json
 import math
+import re
 from collections import defaultdict
 from pathlib import Path
 
@@ -76,20 +78,26 @@ def _ancestors(tasks: dict, task_id: str) -> set[str]:
 def test_tasks_are_wired_in_order(report):
     tasks = report["tasks"]
     dbt = {t for t in tasks if t.startswith("dbt_transform.")}
-    # Cosmos rendered the dbt models, each as one `dbt build` (the model, then its tests), and
-    # the tests spanning two models as tasks of their own after both.
-    for expected in ("dbt_transform.stg_flights_model_build", "dbt_transform.flights_model_build",
-                     "dbt_transform.flights_duplicates_model_build",
-                     "dbt_transform.flights_rejected_model_build",
-                     "dbt_transform.agg_dep_delay_by_date_model_build",
-                     "dbt_transform.reconcile_silver_to_gold_test"):
-        assert expected in tasks
-    assert "dbt_transform.flights_duplicates_model_build" in _ancestors(
+    # Cosmos rendered the dbt models and the seed, each as one `dbt build` (the model, then its
+    # tests): a test spanning two models runs in the build of the later one (indirect
+    # selection `buildable`), so no test has a task of its own.
+    assert dbt == {"dbt_transform.airports_seed_build", "dbt_transform.stg_flights_model_build",
+                   "dbt_transform.flights_duplicates_model_build",
+                   "dbt_transform.flights_model_build", "dbt_transform.flights_rejected_model_build",
+                   "dbt_transform.agg_dep_delay_by_date_model_build"}
+    assert {t for t in tasks if t.startswith("dbt_ml.")} == {"dbt_ml.daily_delay_anomalies_model_build"}
+    all_dbt = [t for t in tasks if t.startswith(("dbt_transform.", "dbt_ml."))]
+    assert {tasks[t]["dbt_indirect_selection"] for t in all_dbt} == {"buildable"}
+    # the builds that read sources also select them, so the sources' tests run there
+    assert set(tasks["dbt_transform.stg_flights_model_build"]["dbt_select"]) == {
+        "stg_flights", "source:staging.flights", "source:staging.load_audit"}
+    assert set(tasks["dbt_ml.daily_delay_anomalies_model_build"]["dbt_select"]) == {
+        "daily_delay_anomalies", "source:ml.dep_delay_anomalies", "source:ml.model_runs"}
+    assert {"dbt_transform.airports_seed_build", "dbt_transform.flights_duplicates_model_build",
+            "dbt_transform.stg_flights_model_build"} <= _ancestors(
         tasks, "dbt_transform.flights_model_build")
     assert "dbt_transform.flights_model_build" in _ancestors(
         tasks, "dbt_transform.agg_dep_delay_by_date_model_build")
-    assert {"dbt_transform.flights_model_build", "dbt_transform.agg_dep_delay_by_date_model_build"} <= \
-        _ancestors(tasks, "dbt_transform.reconcile_silver_to_gold_test")
     assert tasks["check_bronze"]["upstream"] == []
     assert _ancestors(tasks, "load_staging") == {"check_bronze"}
     for t in dbt:
@@ -99,13 +107,12 @@ def test_tasks_are_wired_in_order(report):
         assert "resource_type:unit_test" in tasks[t]["dbt_exclude"], t
     # Every dbt task skips writing manifest/run_results JSON, and all share one partial-parse
     # cache, so only the run's first dbt task parses the whole project.
-    all_dbt = [t for t in tasks if t.startswith(("dbt_transform.", "dbt_ml."))]
     assert all(tasks[t]["dbt_flags"] == ["--no-write-json"] for t in all_dbt), all_dbt
     cache_dirs = {tasks[t]["dbt_cache_dir"] for t in all_dbt}
     assert len(cache_dirs) == 1 and None not in cache_dirs, cache_dirs
     for t in ("export_lake", "score_anomalies"):
         assert {"dbt_transform.agg_dep_delay_by_date_model_build",
-                "dbt_transform.reconcile_silver_to_gold_test"} <= _ancestors(tasks, t)
+                "dbt_transform.flights_rejected_model_build"} <= _ancestors(tasks, t)
     for t in (t for t in tasks if t.startswith("dbt_ml.")):
         assert "score_anomalies" in _ancestors(tasks, t)
     assert not any(t.startswith("dbt_transform.") and "anomal" in t for t in tasks)
@@ -219,7 +226,8 @@ def _assert_all_succeeded(code: int, tasks: dict, log: Path) -> None:
 
 
 @pytest.mark.slow
-def test_full_run_lands_reconciled_tables_and_reruns_identically(dag_env, pg_conn, lake, tmp_path):
+def test_full_run_lands_reconciled_tables_and_reruns_identically(dag_env, manifest, pg_conn, lake,
+                                                                 tmp_path):
     from loaders.generate import generate_year
 
     generate_year(YEAR, rows=ROWS, seed=7, lake=Lake(str(lake)))
@@ -230,6 +238,11 @@ def test_full_run_lands_reconciled_tables_and_reruns_identically(dag_env, pg_con
     code, tasks = airflow_local.run_dag(dag_env(connection=True), {"year": YEAR}, log)
     _assert_all_succeeded(code, tasks, log)
     assert any(t.startswith("dbt_transform.") for t in tasks) and "cleanup" in tasks
+    # Every data test of the project ran inside some task's `dbt build`, and passed.
+    data_tests = {n["name"] for n in json.loads(manifest.read_text())["nodes"].values()
+                  if n["resource_type"] == "test"}
+    passed = set(re.findall(r"\d+ of \d+ PASS (\w+) ", log.read_text()))
+    assert len(data_tests) > 30 and data_tests - passed == set()
 
     # staging: every line accounted for
     read, loaded, rejected = pg_conn.execute(

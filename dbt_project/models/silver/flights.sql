@@ -9,6 +9,9 @@
 {#- One row per distinct accepted flight line of the year(s) being built. Exact duplicate
     lines are collapsed onto the first (lowest line_no); `duplicates_removed` counts the
     copies dropped, so staging = silver + duplicates + rejects always reconciles. -#}
+{#- Declared, not read: the relationship test of origin to the airports seed then runs in this
+    model's build, after the seed (the DAG's indirect selection is `buildable`). -#}
+-- depends_on: {{ ref('airports') }}
 with
 
 duplicates as (

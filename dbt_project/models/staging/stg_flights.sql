@@ -3,6 +3,11 @@
     `reject_reason` (why silver will not take it) and `cast_warnings` (which descriptive values
     did not parse and became NULL). silver.flights takes the rows without a reject_reason;
     the typing itself is macros/typed_flights.sql, shared with silver.flights_rejected. -#}
+{#- In the Airflow DAG, this model's `dbt build` also selects the staging sources, so their
+    tests (every load_id has an audit row) run there rather than in a Cosmos task of their own
+    (~1 s of dbt start-up each). -#}
+{{ config(meta={'cosmos': {'operator_kwargs': {'select': [
+    'stg_flights', 'source:staging.flights', 'source:staging.load_audit']}}}) }}
 with
 
 source as (
