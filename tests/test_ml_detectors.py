@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -215,3 +217,77 @@ def test_the_ensemble_explains_itself(rule):
     assert hit["ensemble_rule"] == rule
     quiet = scored[~scored["is_anomaly"]]
     assert quiet["anomaly_kind"].isna().all() and (quiet["severity"] == "none").all()
+
+
+def hannan_rissanen_search_by_statsmodels(x, max_p, max_q):
+    """The order search as it was, one statsmodels hannan_rissanen call per order: the reference
+    that detectors._select_arma_order reproduces without statsmodels' per-call cost."""
+    from statsmodels.tsa.arima.estimators.hannan_rissanen import hannan_rissanen
+
+    best = None
+    n = len(x)
+    for ar in range(max_p + 1):
+        for ma in range(max_q + 1):
+            try:
+                fit, _ = hannan_rissanen(x, ar_order=ar, ma_order=ma, demean=False)
+            except (ValueError, np.linalg.LinAlgError):
+                continue
+            if not (fit.is_stationary and fit.is_invertible) or not fit.sigma2 > 0:
+                continue
+            aic = n * np.log(fit.sigma2) + 2 * (ar + ma + 1)
+            if best is None or aic < best[0]:
+                best = (aic, ar, ma, fit.params)
+    if best is None:
+        return 0, 0, np.array([np.nanvar(x)])
+    return best[1], best[2], best[3]
+
+
+def arma_series(phi, theta, days, seed, blank=()):
+    """ARMA(len(phi), len(theta)) sample with the given days set to 0, as blanked days are."""
+    from scipy.signal import lfilter
+
+    rng = np.random.default_rng(seed)
+    x = lfilter(np.r_[1.0, theta], np.r_[1.0, -np.asarray(phi)], rng.normal(0, 3, days + 100))
+    x = x[100:]
+    x[list(blank)] = 0.0
+    return x
+
+
+ARMA_CASES = {
+    "ar1": ([0.7], [], ()),
+    "arma11": ([0.6], [0.4], ()),
+    "arma22": ([0.5, -0.3], [0.4, 0.3], ()),
+    "white_noise": ([], [], ()),
+    "blanked_days": ([0.6], [0.4], [*range(10, 40), *range(50, 420, 17)]),
+    "near_unit_root": ([0.995], [], ()),
+}
+
+
+@pytest.mark.parametrize("max_pq", [2, 4])  # the scorer's and the original rule's grids
+@pytest.mark.parametrize("days", [15, 60, 420])
+@pytest.mark.parametrize("case", sorted(ARMA_CASES))
+def test_the_arma_order_search_gives_statsmodels_orders_and_parameters(case, days, max_pq):
+    phi, theta, blank = ARMA_CASES[case]
+    for seed in range(2):
+        x = arma_series(phi, theta, days, seed, [d for d in blank if d < days])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            expected = hannan_rissanen_search_by_statsmodels(x, max_pq, max_pq)
+            got = detectors._select_arma_order(x, max_pq, max_pq)
+        assert got[:2] == expected[:2], seed
+        np.testing.assert_allclose(got[2], expected[2], rtol=1e-8, atol=0)
+
+
+@pytest.mark.parametrize("x", [np.zeros(60), np.r_[np.zeros(30), 5.0, np.zeros(29)]])
+def test_a_degenerate_arma_search_gives_statsmodels_result_and_warnings(x):
+    def search(fn):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            found = fn(x, 2, 2)
+        return found, {f"{w.category.__name__}: {w.message}" for w in caught}
+
+    (ar, ma, params), messages = search(detectors._select_arma_order)
+    (ar_ref, ma_ref, params_ref), messages_ref = search(hannan_rissanen_search_by_statsmodels)
+    assert (ar, ma) == (ar_ref, ma_ref)
+    np.testing.assert_allclose(params, params_ref, rtol=1e-8, atol=0)
+    assert messages == messages_ref  # `arima` records them per airport
