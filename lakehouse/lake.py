@@ -103,6 +103,10 @@ class Lake:
             return False
         return True
 
+    def local_path(self, key: str) -> Path | None:
+        """The object's file for a local lake (which can be read at any offset), else None."""
+        return None if self.is_s3 else self._path(key)
+
     @contextlib.contextmanager
     def open_read(self, key: str) -> Iterator[BinaryIO]:
         """A streaming binary reader; never downloads the whole object first."""

@@ -186,14 +186,20 @@ def _read_header(fh: BinaryIO, uri: str, block_size: int) -> tuple[bytes, int]:
     return rest, len(buf)
 
 
-def read_batches(fh: BinaryIO, uri: str, block_size: int = BLOCK_SIZE) -> Iterator[Batch]:
+def read_batches(fh: BinaryIO, uri: str, block_size: int = BLOCK_SIZE,
+                 first_line_no: int | None = None) -> Iterator[Batch]:
     """Stream `fh` (a bronze CSV) as Batches; memory stays ~ a few blocks whatever the size.
 
     Raises BronzeFormatError for an empty file or a header that is not HEADER. Every data
     line (1-based, the header is line 0) ends up in exactly one Batch as a row or a Reject.
+    With `first_line_no`, `fh` is a later piece of the file that starts at a line boundary
+    with that line (no header): how the loader reads one file in parallel pieces.
     """
-    carry, bytes_read = _read_header(fh, uri, block_size)
-    line_no = 1
+    if first_line_no is None:
+        carry, bytes_read = _read_header(fh, uri, block_size)
+        line_no = 1
+    else:
+        carry, bytes_read, line_no = b"", 0, first_line_no
     skipping = False  # inside an over-long line already rejected: drop bytes up to its end
     while True:
         chunk = fh.read(block_size)

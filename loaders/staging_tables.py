@@ -4,6 +4,13 @@ A year is replaced in ONE transaction: fresh tables are created and filled (COPY
 created in the same transaction skips WAL under wal_level=minimal and can FREEZE its rows),
 then the old partitions are detached and dropped and the new ones attached under the year's
 name. Readers see the old year or the new one, never a mix; a crash rolls everything back.
+
+A year of staging.flights is itself range-partitioned by line_no, one piece per COPY stream
+(loaders/load.py loads a large local file as two pieces in parallel). The first piece is
+filled in the load's own transaction; the others on their own connections, each committed as
+a table outside staging.flights (`flights_Y_K_loading`), which the load's transaction then
+attaches. A crash can leave such a table behind, never a visible row: the next load of the
+year drops it (drop_unpublished).
 """
 
 from __future__ import annotations
@@ -43,6 +50,14 @@ def lock_year(conn: psycopg.Connection, year: int) -> None:
     conn.execute(
         sql.SQL("select pg_advisory_xact_lock(({}), %s)").format(sql.SQL(_LOCK_NAMESPACE)), (year,)
     )
+
+
+def try_lock_year(conn: psycopg.Connection, year: int) -> bool:
+    """lock_year without waiting: False when another load of the year holds or awaits it."""
+    return conn.execute(
+        sql.SQL("select pg_try_advisory_xact_lock(({}), %s)").format(sql.SQL(_LOCK_NAMESPACE)),
+        (year,),
+    ).fetchone()[0]
 
 
 def audit_start(conn: psycopg.Connection, load_id: str, year: int, uri: str, size: int) -> None:
@@ -87,22 +102,66 @@ def partition_name(table: str, year: int) -> str:
     return f"{table}_{year}"
 
 
-def create_fresh(conn: psycopg.Connection, table: str, year: int, load_id: str) -> str:
-    """A new empty table shaped like staging.`table`, for `year`; returns its name.
+def create_fresh(conn: psycopg.Connection, table: str, year: int, load_id: str,
+                 piece: int | None = None, lines: tuple[int, int | None] | None = None) -> str:
+    """A new empty table shaped like staging.`table`, for `year` (and piece `piece` of its
+    lines, numbered from 1); returns its name.
 
-    Its CHECK (year = Y) lets ATTACH PARTITION skip the validation scan. year and load_id get
-    constant defaults so COPY does not have to carry (and the server parse) them per row.
+    Its CHECK (year = Y), and for a piece its CHECK on the line_no range [first, end), let
+    ATTACH PARTITION skip the validation scan. year and load_id get constant defaults so COPY
+    does not have to carry (and the server parse) them per row; publish drops them.
     """
-    name = f"{partition_name(table, year)}_loading"
-    ident = sql.Identifier(SCHEMA, name)
+    final = partition_name(table, year) if piece is None else piece_name(year, piece)
+    ident = sql.Identifier(SCHEMA, f"{final}_loading")
     conn.execute(sql.SQL("create table {} (like {})").format(ident, sql.Identifier(SCHEMA, table)))
     conn.execute(
         sql.SQL("alter table {} add constraint {} check (year = {}), "
                 "alter column year set default {}, alter column load_id set default {}").format(
-            ident, sql.Identifier(f"{partition_name(table, year)}_year_check"), sql.Literal(year), sql.Literal(year),
+            ident, sql.Identifier(f"{final}_year_check"), sql.Literal(year), sql.Literal(year),
             sql.Literal(load_id),
         )
     )
+    if lines is not None:
+        first, end = lines
+        conn.execute(sql.SQL("alter table {} add constraint {} check (line_no >= {}{})").format(
+            ident, sql.Identifier(f"{final}_lines_check"), sql.Literal(first),
+            sql.SQL(" and line_no < {}").format(sql.Literal(end)) if end is not None else sql.SQL(""),
+        ))
+    return f"{final}_loading"
+
+
+MAX_PIECES = 8  # drop_unpublished looks for leftovers of this many pieces
+
+
+def piece_name(year: int, piece: int) -> str:
+    return f"{partition_name(FLIGHTS, year)}_{piece}"
+
+
+def drop_defaults(conn: psycopg.Connection, name: str) -> None:
+    conn.execute(sql.SQL("alter table {} alter column year drop default, "
+                         "alter column load_id drop default").format(sql.Identifier(SCHEMA, name)))
+
+
+def drop_unpublished(conn: psycopg.Connection, year: int) -> None:
+    """Drop pieces a crashed or failed load of `year` committed but never attached (the
+    caller holds the year's lock, so no running load owns them)."""
+    for piece in range(2, MAX_PIECES + 1):
+        conn.execute(sql.SQL("drop table if exists {}").format(
+            sql.Identifier(SCHEMA, f"{piece_name(year, piece)}_loading")))
+
+
+def assemble_year(conn: psycopg.Connection, year: int, pieces: list[tuple[str, int, int | None]]) -> str:
+    """The year's new staging.flights partition: a table range-partitioned by line_no with the
+    filled `pieces` (name, first line, end line or None for the last) attached; returns its name."""
+    name = f"{partition_name(FLIGHTS, year)}_loading"
+    ident = sql.Identifier(SCHEMA, name)
+    conn.execute(sql.SQL("create table {} (like {}) partition by range (line_no)").format(
+        ident, sql.Identifier(SCHEMA, FLIGHTS)))
+    for i, (piece, first, end) in enumerate(pieces):
+        conn.execute(sql.SQL("alter table {} attach partition {} for values from ({}) to ({})").format(
+            ident, sql.Identifier(SCHEMA, piece),
+            sql.SQL("minvalue") if i == 0 else sql.Literal(first),
+            sql.SQL("maxvalue") if end is None else sql.Literal(end)))
     return name
 
 
@@ -128,11 +187,13 @@ def _current_partition(conn: psycopg.Connection, table: str, year: int) -> str |
     return row[0] if row else None
 
 
-def publish(conn: psycopg.Connection, table: str, fresh: str, year: int) -> None:
-    """Swap `fresh` in as staging.`table`'s partition for `year` (inside the caller's transaction)."""
+def publish(conn: psycopg.Connection, table: str, fresh: str, year: int,
+            pieces: tuple[str, ...] = ()) -> None:
+    """Swap `fresh` in as staging.`table`'s partition for `year` (inside the caller's
+    transaction); `fresh`'s `pieces` (`flights_Y_K_loading`) lose their `_loading` suffix."""
     ident = sql.Identifier(SCHEMA, fresh)
-    conn.execute(sql.SQL("alter table {} alter column year drop default, "
-                         "alter column load_id drop default").format(ident))
+    if not pieces:
+        drop_defaults(conn, fresh)
     # Statistics before the swap, so the first dbt run plans with real row counts and the
     # exclusive lock on the parent below is held only for catalog changes. Only the columns
     # that are filtered, joined or grouped on: all 31 cost ~1 s per load whatever its size.
@@ -146,5 +207,8 @@ def publish(conn: psycopg.Connection, table: str, fresh: str, year: int) -> None
         conn.execute(sql.SQL("drop table {}").format(sql.Identifier(SCHEMA, old)))
     final = partition_name(table, year)
     conn.execute(sql.SQL("alter table {} rename to {}").format(ident, sql.Identifier(final)))
+    for piece in pieces:
+        conn.execute(sql.SQL("alter table {} rename to {}").format(
+            sql.Identifier(SCHEMA, piece), sql.Identifier(piece.removesuffix("_loading"))))
     conn.execute(sql.SQL("alter table {} attach partition {} for values in ({})").format(
         parent, sql.Identifier(SCHEMA, final), sql.Literal(year)))

@@ -13,7 +13,7 @@ import psycopg
 import pytest
 
 from lakehouse.lake import Lake, LakeObjectMissing
-from loaders import bronze_lines
+from loaders import bronze_lines, load
 from loaders.bronze_format import HEADER, BronzeFormatError
 from loaders.bronze_lines import read_batches
 from loaders.load import load_year, require_bronze
@@ -171,6 +171,47 @@ def test_damaged_file_every_line_accounted(pg_conn, lake):
     assert ids == [(result.load_id, 2018)]
 
 
+@pytest.mark.parametrize("pieces", [2, 3, 5])
+def test_a_file_loaded_in_parallel_pieces_gives_the_same_rows(pg_conn, lake, monkeypatch, pieces):
+    # Cut even this small file into pieces: the cuts land next to CRLF endings, rejected
+    # lines and the last line without a break, and every line keeps its number.
+    monkeypatch.setattr(load, "PIECES", pieces)
+    monkeypatch.setattr(load, "PIECES_MIN_BYTES", 0)
+    put_bronze(2018, DAMAGED)
+    plan = load.plan_pieces(Lake.from_env(), "01_bronze/2018.csv", len(DAMAGED), pieces)
+    assert len(plan) == pieces and [p.start for p in plan] == sorted({p.start for p in plan})
+    result = load_year(2018)
+    assert (result.lines_read, result.rows_loaded, result.rows_rejected) == (13, 8, 5)
+    rows, rejects = staged(pg_conn, 2018)
+    assert {r[0]: list(r[1:]) for r in rows} == EXPECTED_LOADED
+    assert [tuple(r) for r in rejects] == EXPECTED_REJECTS
+    assert staging_tables(pg_conn) == [
+        "flights", "flights_2018", *(f"flights_2018_{k}" for k in range(1, pieces + 1)),
+        "flights_rejected", "flights_rejected_2018", "load_audit"]
+    # each piece holds exactly the lines its partition bounds say
+    for k, piece in enumerate(plan, 1):
+        first, last = pg_conn.execute(
+            f"select min(line_no), max(line_no) from staging.flights_2018_{k}").fetchone()
+        assert first is None or (first >= piece.first_line
+                                 and (piece.end_line is None or last < piece.end_line))
+
+
+def test_a_failed_parallel_load_keeps_the_year_and_leaves_no_piece(pg_conn, lake, monkeypatch):
+    put_bronze(2018, DAMAGED)
+    good = load_year(2018)
+    before = staging_tables(pg_conn)
+    monkeypatch.setattr(load, "PIECES", 3)
+    monkeypatch.setattr(load, "PIECES_MIN_BYTES", 0)
+    # the first piece fails on the header, the others may well have committed by then
+    put_bronze(2018, HEADER_LINE.replace(b"ORIGIN", b"ORIGIN_AIRPORT") + b"\n"
+               + (GOOD + b"\n") * 2_000)
+    with pytest.raises(BronzeFormatError):
+        load_year(2018)
+    assert staging_tables(pg_conn) == before
+    assert pg_conn.execute("select distinct load_id::text from staging.flights").fetchall() == [
+        (good.load_id,)]
+
+
 def test_header_only_file_loads_zero_rows(pg_conn, lake):
     put_bronze(2018, HEADER_LINE + b"\n")
     result = load_year(2018)
@@ -186,8 +227,8 @@ def test_reload_is_idempotent_one_partition_two_audit_rows(pg_conn, lake):
     assert staged(pg_conn, 2018) == before
     assert pg_conn.execute("select count(*) from staging.flights where load_id <> %s",
                            (second.load_id,)).fetchone() == (0,)
-    assert staging_tables(pg_conn) == ["flights", "flights_2018", "flights_rejected",
-                                       "flights_rejected_2018", "load_audit"]
+    assert staging_tables(pg_conn) == ["flights", "flights_2018", "flights_2018_1",
+                                       "flights_rejected", "flights_rejected_2018", "load_audit"]
     assert pg_conn.execute(
         "select status, count(*) from staging.load_audit group by 1").fetchall() == [("succeeded", 2)]
 
@@ -307,8 +348,8 @@ def test_killed_mid_copy_keeps_previous_year(pg_conn, lake):
     assert len(killed) == 1 and killed[0][1] == "running"  # the evidence of the crash
     _wait_backend_gone(pg_conn, killed[0][0])
     assert staged(pg_conn, 2018) == before
-    assert staging_tables(pg_conn) == ["flights", "flights_2018", "flights_rejected",
-                                       "flights_rejected_2018", "load_audit"]
+    assert staging_tables(pg_conn) == ["flights", "flights_2018", "flights_2018_1",
+                                       "flights_rejected", "flights_rejected_2018", "load_audit"]
     # The next load of the year records the crashed one as abandoned.
     put_bronze(2018, DAMAGED)
     load_year(2018)
@@ -347,8 +388,9 @@ def test_concurrent_loads_of_a_year_serialize(pg_conn, lake):
     assert pg_conn.execute("select distinct load_id::text from staging.flights "
                            "where year = 2017").fetchall() == [(other.load_id,)]
     assert staging_tables(pg_conn) == [
-        "flights", "flights_2017", "flights_2018", "flights_2019", "flights_rejected",
-        "flights_rejected_2017", "flights_rejected_2018", "flights_rejected_2019", "load_audit"]
+        "flights", "flights_2017", "flights_2017_1", "flights_2018", "flights_2018_1",
+        "flights_2019", "flights_2019_1", "flights_rejected", "flights_rejected_2017",
+        "flights_rejected_2018", "flights_rejected_2019", "load_audit"]
 
 
 def test_readers_see_old_year_while_a_load_runs(pg_conn, lake, pg_env):
