@@ -228,9 +228,13 @@ def _copy_piece_committed(lake: Lake, key: str, uri: str, year: int, load_id: st
                           piece: Piece, bar, stop: threading.Event, spool) -> _PieceResult:
     """_copy_piece on a connection of its own, committed (as a table outside staging.flights)
     for the load's transaction to attach."""
-    with warehouse.connect(part="loader") as conn, conn.transaction():
-        result = _copy_piece(conn, lake, key, uri, year, load_id, piece, bar, stop, spool)
-        st.drop_defaults(conn, result.name)
+    try:
+        with warehouse.connect(part="loader") as conn, conn.transaction():
+            result = _copy_piece(conn, lake, key, uri, year, load_id, piece, bar, stop, spool)
+            st.drop_defaults(conn, result.name)
+    except BaseException:
+        stop.set()  # the other pieces need not finish: the load fails
+        raise
     return result
 
 
@@ -252,12 +256,16 @@ def _load_in_one_transaction(conn: psycopg.Connection, lake: Lake, key: str, uri
                               stop, spool)
                   for piece, spool in zip(pieces[1:], spools[1:])]
         try:
-            results = [_copy_piece(conn, lake, key, uri, year, load_id, pieces[0], bar, stop,
-                                   spools[0])]
-            results += [f.result() for f in others]
+            first = _copy_piece(conn, lake, key, uri, year, load_id, pieces[0], bar, stop,
+                                spools[0])
+        except _Stopped:
+            first = None  # another piece failed; its own error is raised just below
         except BaseException:
             stop.set()  # the other pieces stop at their next block and roll back
             raise
+        results = [first, *(f.result() for f in others)]
+        if first is None:
+            raise RuntimeError("a piece of the load stopped without an error")  # not reached
         lines = sum(r.lines for r in results)
         loaded = sum(r.loaded for r in results)
         rejected = sum(r.rejected for r in results)

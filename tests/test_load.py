@@ -11,9 +11,11 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from psycopg import sql
 
 from lakehouse.lake import Lake, LakeObjectMissing
 from loaders import bronze_lines, load
+from loaders import staging_tables as st
 from loaders.bronze_format import HEADER, BronzeFormatError
 from loaders.bronze_lines import read_batches
 from loaders.load import load_year, require_bronze
@@ -210,6 +212,26 @@ def test_a_failed_parallel_load_keeps_the_year_and_leaves_no_piece(pg_conn, lake
     assert staging_tables(pg_conn) == before
     assert pg_conn.execute("select distinct load_id::text from staging.flights").fetchall() == [
         (good.load_id,)]
+
+
+def test_a_failing_later_piece_fails_the_load_with_its_own_error(pg_conn, lake, monkeypatch):
+    put_bronze(2018, DAMAGED)
+    good = load_year(2018)
+    before = staging_tables(pg_conn)
+    monkeypatch.setattr(load, "PIECES", 3)
+    monkeypatch.setattr(load, "PIECES_MIN_BYTES", 0)
+    copy_statement = st.copy_flights_statement
+    monkeypatch.setattr(st, "copy_flights_statement", lambda name: (
+        sql.SQL("copy staging.no_such_table from stdin") if name.endswith("_2_loading")
+        else copy_statement(name)))
+    put_bronze(2018, HEADER_LINE + b"\n" + (GOOD + b"\n") * 5_000)
+    with pytest.raises(psycopg.errors.UndefinedTable):
+        load_year(2018)
+    assert staging_tables(pg_conn) == before
+    assert pg_conn.execute("select distinct load_id::text from staging.flights").fetchall() == [
+        (good.load_id,)]
+    assert pg_conn.execute("select status, error from staging.load_audit where load_id <> %s",
+                           (good.load_id,)).fetchone()[0] == "failed"
 
 
 def test_header_only_file_loads_zero_rows(pg_conn, lake):
