@@ -245,7 +245,7 @@ def _load_in_one_transaction(conn: psycopg.Connection, lake: Lake, key: str, uri
     with conn.transaction(), contextlib.ExitStack() as stack:
         st.lock_year(conn, year)
         st.drop_unpublished(conn, year)
-        pieces = plan_pieces(lake, key, size, PIECES)
+        pieces = plan_pieces(lake, key, size, min(PIECES, st.MAX_PIECES))
         bar = stack.enter_context(_progress_bar(size, year, progress))
         stop = threading.Event()
         spools = [stack.enter_context(tempfile.SpooledTemporaryFile(

@@ -33,9 +33,9 @@
     canonical YYYY-MM-DD the date check compares with. -#}
 {% macro create_table_as_plain_casts_first(relation, sql) -%}
     {%- set tag = '$lakehouse_plain_casts_first$' -%}
-    {%- if tag in sql -%}
-        {{ exceptions.raise_compiler_error(model.name ~ " contains " ~ tag ~ ", which quotes its SQL in create_table_as_plain_casts_first") }}
-    {%- endif -%}
+    {%- for quote in [tag, '$plain_casts_first$'] if quote in sql -%}
+        {{ exceptions.raise_compiler_error(model.name ~ " contains " ~ quote ~ ", which quotes its SQL in create_table_as_plain_casts_first") }}
+    {%- endfor -%}
     set local datestyle = 'ISO, MDY';
     do $plain_casts_first$
     declare
