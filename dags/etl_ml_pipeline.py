@@ -64,7 +64,7 @@ def _dbt_group(group_id: str, select: list[str], exclude: list[str]) -> DbtTaskG
                                    emit_datasets=False,
                                    should_detach_multiple_parents_tests=False),
         # --no-write-json: nothing reads a task's manifest.json/run_results.json (no OpenLineage,
-        # no run-results XCom), and writing them costs ~0.18 s of each of the ~16 dbt tasks.
+        # no run-results XCom), and writing them costs ~0.18 s of each dbt task.
         operator_args={"vars": {"year": YEAR_XCOM}, "install_deps": False,
                        "dbt_cmd_flags": ["--no-write-json"]},
     )
