@@ -259,13 +259,13 @@ def _load_in_one_transaction(conn: psycopg.Connection, lake: Lake, key: str, uri
             first = _copy_piece(conn, lake, key, uri, year, load_id, pieces[0], bar, stop,
                                 spools[0])
         except _Stopped:
-            first = None  # another piece failed; its own error is raised just below
+            for f in others:
+                f.result()  # the piece that failed raises its own error here
+            raise
         except BaseException:
             stop.set()  # the other pieces stop at their next block and roll back
             raise
         results = [first, *(f.result() for f in others)]
-        if first is None:
-            raise RuntimeError("a piece of the load stopped without an error")  # not reached
         lines = sum(r.lines for r in results)
         loaded = sum(r.loaded for r in results)
         rejected = sum(r.rejected for r in results)

@@ -198,28 +198,33 @@ def test_a_file_loaded_in_parallel_pieces_gives_the_same_rows(pg_conn, lake, mon
                                  and (piece.end_line is None or last < piece.end_line))
 
 
-def test_a_failed_parallel_load_keeps_the_year_and_leaves_no_piece(pg_conn, lake, monkeypatch):
+def _loaded_year_then_three_pieces(pg_conn, monkeypatch):
+    """A good 2018 loaded (returns its result and the staging tables), then loads in 3 pieces."""
     put_bronze(2018, DAMAGED)
     good = load_year(2018)
-    before = staging_tables(pg_conn)
     monkeypatch.setattr(load, "PIECES", 3)
     monkeypatch.setattr(load, "PIECES_MIN_BYTES", 0)
+    return good, staging_tables(pg_conn)
+
+
+def _assert_only_year(pg_conn, good, tables) -> None:
+    assert staging_tables(pg_conn) == tables
+    assert pg_conn.execute("select distinct load_id::text from staging.flights").fetchall() == [
+        (good.load_id,)]
+
+
+def test_a_failed_parallel_load_keeps_the_year_and_leaves_no_piece(pg_conn, lake, monkeypatch):
+    good, before = _loaded_year_then_three_pieces(pg_conn, monkeypatch)
     # the first piece fails on the header, the others may well have committed by then
     put_bronze(2018, HEADER_LINE.replace(b"ORIGIN", b"ORIGIN_AIRPORT") + b"\n"
                + (GOOD + b"\n") * 2_000)
     with pytest.raises(BronzeFormatError):
         load_year(2018)
-    assert staging_tables(pg_conn) == before
-    assert pg_conn.execute("select distinct load_id::text from staging.flights").fetchall() == [
-        (good.load_id,)]
+    _assert_only_year(pg_conn, good, before)
 
 
 def test_a_failing_later_piece_fails_the_load_with_its_own_error(pg_conn, lake, monkeypatch):
-    put_bronze(2018, DAMAGED)
-    good = load_year(2018)
-    before = staging_tables(pg_conn)
-    monkeypatch.setattr(load, "PIECES", 3)
-    monkeypatch.setattr(load, "PIECES_MIN_BYTES", 0)
+    good, before = _loaded_year_then_three_pieces(pg_conn, monkeypatch)
     copy_statement = st.copy_flights_statement
     monkeypatch.setattr(st, "copy_flights_statement", lambda name: (
         sql.SQL("copy staging.no_such_table from stdin") if name.endswith("_2_loading")
@@ -227,9 +232,7 @@ def test_a_failing_later_piece_fails_the_load_with_its_own_error(pg_conn, lake, 
     put_bronze(2018, HEADER_LINE + b"\n" + (GOOD + b"\n") * 5_000)
     with pytest.raises(psycopg.errors.UndefinedTable):
         load_year(2018)
-    assert staging_tables(pg_conn) == before
-    assert pg_conn.execute("select distinct load_id::text from staging.flights").fetchall() == [
-        (good.load_id,)]
+    _assert_only_year(pg_conn, good, before)
     assert pg_conn.execute("select status, error from staging.load_audit where load_id <> %s",
                            (good.load_id,)).fetchone()[0] == "failed"
 
