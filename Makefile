@@ -43,7 +43,8 @@ help:
 	@echo "make airflow-stop  stop it"
 	@echo "make dag-test    the DAG's tests: parse, wiring, full runs, the API"
 	@echo "make score       score YEAR=$(YEAR) of gold into ml.dep_delay_anomalies (python -m ml score)"
-	@echo "make ml-evaluate precision/recall/F1 of every detector on generated years (python -m ml evaluate)"
+	@echo "make ml-evaluate precision/recall/F1 of every detector on generated years and real 2001 flights (python -m ml evaluate)"
+	@echo "make real-data   fetch the real 2001 flights (npm vega-datasets, checksum pinned) into .local/real/"
 	@echo "make bench-ml    scoring speed vs the original rules (BENCH_ROWS=7200000 by default)"
 
 venv: $(VENV)/.synced
@@ -158,12 +159,29 @@ bench-generate: venv
 	$(PY) bench/bench_generate.py --rows $${BENCH_ROWS:-7200000}
 
 # Anomaly scoring (ml/): score a year of gold into ml.*, evaluate the detectors, benchmark.
-.PHONY: score ml-evaluate bench-ml
+.PHONY: score ml-evaluate ml-tune real-data bench-ml
 score: venv
 	@$(WITH_DB) $(PY) -m ml score --year $(YEAR)
 
-ml-evaluate: venv dbt-profile
+# Real flights for the evaluation (ml/real_flights.py): vega-datasets 3.2.1 from the npm
+# registry, its tarball checked against a pinned sha256, only flights-3m.parquet kept.
+REAL_DATA := .local/real/flights-3m.parquet
+REAL_DATA_PACKAGE := vega-datasets@3.2.1
+REAL_DATA_SHA256 := 6f72fda460a9863fae5fcb32f85bcd49e1761fdea6dc6cf9f4962472881cc5a3
+real-data: $(REAL_DATA)
+
+$(REAL_DATA):
+	@mkdir -p $(@D)
+	@cd $(@D) && rm -f vega-datasets-*.tgz && npm pack --silent $(REAL_DATA_PACKAGE) >/dev/null && \
+	echo "$(REAL_DATA_SHA256)  vega-datasets-3.2.1.tgz" | sha256sum -c --quiet - && \
+	tar xzf vega-datasets-3.2.1.tgz --strip-components=2 package/data/flights-3m.parquet && \
+	rm vega-datasets-3.2.1.tgz && echo "$(REAL_DATA): 3 M real flights, 2001-01..06"
+
+ml-evaluate: venv dbt-profile real-data
 	@$(WITH_DB) $(PY) -m ml evaluate --markdown docs/ml_evaluation.md
+
+ml-tune: venv real-data
+	@$(WITH_DB) $(PY) -m ml evaluate --tune
 
 bench-ml: venv
 	$(PY) bench/bench_ml.py --rows $${BENCH_ROWS:-7200000}

@@ -4,8 +4,12 @@ Every detector has the same small interface: `detector(series, params, ctx) -> D
 where `series` is an `AirportSeries` (earlier years included), and `ctx` is a dict the scorer
 threads through the detectors in order so later ones can reuse earlier baselines (the robust
 exclusion mask, the volume-aware z-scores). A Detection holds, per calendar day, the expected
-value, a band, a score and a flag. All detectors are one-sided where the direction matters:
-a late day is an anomaly, a quiet day (holiday, Saturday) is not.
+value, a band, a score and a flag, and, for the ensemble's members, a strength (score over
+the detector's own threshold, 0 where its other conditions fail; flag = strength >= 1).
+Thresholds are in units of each series' own noise (robust scales of its residuals, tail
+probabilities of its counts), so they carry from airport to airport; their values were chosen
+on real flights (`python -m ml evaluate --tune`, docs/ml.md). All detectors are one-sided where
+the direction matters: a late day is an anomaly, a quiet day (holiday, Saturday) is not.
 
 The two `original_*` detectors reproduce the previous pipeline's rules for the evaluation only.
 """
@@ -17,7 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ml.baselines import loo_rolling_median, robust_scale, volume_weight, weekday_effect
+from ml.baselines import loo_rolling_median, robust_scale, weekday_effect
 from ml.counts import count_anomaly, rate_at_score
 from ml.params import Params
 from ml.series import AirportSeries
@@ -31,11 +35,23 @@ class Detection:
     score: np.ndarray
     flag: np.ndarray
     warnings: list[str] = field(default_factory=list)
+    # score / threshold where every other condition of the flag holds, else 0: flag == strength
+    # >= 1. The ensemble combines strengths, so one strong signal is enough and two nearly
+    # strong ones can be too. None for detectors that are not ensemble members.
+    strength: np.ndarray | None = None
 
     @classmethod
     def empty(cls, length: int) -> Detection:
         nan = np.full(length, np.nan)
         return cls(nan, nan.copy(), nan.copy(), nan.copy(), np.zeros(length, dtype=bool))
+
+    @classmethod
+    def gated(cls, expected, band_low, band_high, score, threshold: float,
+              conditions: np.ndarray) -> Detection:
+        """A detection whose flag is `score >= threshold` and `conditions`."""
+        strength = np.where(conditions, np.clip(np.nan_to_num(score, nan=0.0), 0, None), 0.0)
+        strength = strength / threshold
+        return cls(expected, band_low, band_high, score, strength >= 1.0, strength=strength)
 
 
 def _nan_gt(values: np.ndarray, threshold: float) -> np.ndarray:
@@ -56,43 +72,116 @@ def _seasonal_baseline(y, weekday, exclude, half_width):
     return level + eff[weekday], eff
 
 
+def delay_scale(residual: np.ndarray, flights: np.ndarray, exclude: np.ndarray,
+                flight_sd: float) -> np.ndarray:
+    """Per-day standard deviation of a daily mean delay's residual: sqrt(tau^2 + s^2 / n).
+
+    A day's mean over n flights varies for two reasons: the day itself (weather, traffic: tau,
+    the same for every day of the airport) and the sampling of its n flights (s^2 / n, s the
+    spread of single flights' delays). tau comes from the series' own residuals on ordinary
+    days (robust scale at the airport's typical volume minus the sampling part), so a hub's
+    55-flight storm day is judged almost like its 376-flight days, and a 2-flight day at a
+    small airport is judged on the noise of 2 flights.
+    """
+    flights = np.asarray(flights, dtype=float)
+    known = (flights > 0) & np.isfinite(residual) & ~exclude
+    typical = np.median(flights[known]) if known.any() else 1.0
+    usual = known & (flights >= 0.5 * typical)
+    total = robust_scale(np.where(usual, residual, np.nan))
+    if not np.isfinite(total):
+        return np.full(len(flights), np.nan)
+    sampling = flight_sd**2 / typical
+    tau2 = max(total**2 - sampling, (0.3 * total) ** 2)
+    with np.errstate(divide="ignore"):
+        return np.where(flights > 0, np.sqrt(tau2 + flight_sd**2 / np.maximum(flights, 1)),
+                        np.nan)
+
+
+def _delay_conditions(excess: np.ndarray, flights: np.ndarray, ctx: dict, p: Params):
+    """Besides its z: a delay excess that matters, and enough flights to mean it (or, on a
+    small day, the delayed-share tail backing it: many late flights, not one very late)."""
+    small = flights < p.delay_min_flights
+    return _nan_gt(excess, p.delay_min_excess - 1e-12) & (~small | _late_support(ctx, p))
+
+
+def _delay_detection(expected, half_band, excess, z, flights, ctx, p: Params,
+                     z_min: float) -> Detection:
+    """A delay detection with two ways to the flag: z >= z_min with an excess of at least
+    delay_min_excess minutes, or, for a day that is delay_large_excess minutes late, a z of
+    delay_large_z (a volatile airport's bad day, within its wide band but an hour late)."""
+    ok = _delay_conditions(excess, flights, ctx, p)
+    zz = np.clip(np.nan_to_num(z, nan=0.0), 0, None)
+    strength = np.where(ok, zz / z_min, 0.0)
+    large = ok & _nan_gt(excess, p.delay_large_excess - 1e-12)
+    strength = np.maximum(strength, np.where(large, zz / p.delay_large_z, 0.0))
+    band_high = expected + np.maximum(half_band, p.delay_min_excess)
+    return Detection(expected, expected - half_band, band_high, z, strength >= 1.0,
+                     strength=strength)
+
+
 def _late_support(ctx: dict, p: Params) -> np.ndarray:
     late = ctx.get("late_score")
     if late is None or not np.isfinite(late).any():
-        return np.ones(len(ctx["delay_z"]), dtype=bool)  # no late counts in gold: no guard
+        return np.zeros(len(ctx["delay_z"]), dtype=bool)  # no late counts: small days never
     return np.nan_to_num(late, nan=0.0) >= p.late_support
 
 
 def seasonal_robust(s: AirportSeries, p: Params, ctx: dict) -> Detection:
-    """Weekday profile + local level by leave-one-out medians; residual judged on a MAD scale.
-
-    Residuals are multiplied by sqrt(flights / typical flights) before scaling: a mean delay
-    over 3 flights is far noisier than over 300, so small days need a bigger deviation. Two
-    passes: days flagged in the first are left out of the second pass's baseline and scale.
-
-    No rescaling fixes the shape of a small airport's daily mean, though: with 1-5 flights it
-    is one or two flights' delays, heavy-tailed, and a single flight two hours late is routine
-    somewhere every day. So a flag also needs the volume-aware support of the delayed-share
-    tail score (improbably many flights late, not one very late flight).
+    """Weekday profile + local level by leave-one-out medians; the residual is judged on the
+    per-day scale of `delay_scale` (the series' own day-to-day noise plus the sampling noise of
+    that day's flights). Two passes: days flagged in the first are left out of the second
+    pass's baseline and scale, so a storm does not widen the band that judges it.
     """
     y = s.delay
-    w = volume_weight(s.flights)
     wd = s.weekday
     exclude = np.zeros(len(s), dtype=bool)
+    ctx["delay_z"] = np.zeros(len(s))
     for _ in range(2):
-        expected, _eff = _seasonal_baseline(y, wd, exclude, p.level_half_width)
-        u = (y - expected) * w
-        scale = robust_scale(np.where(exclude, np.nan, u))
-        z = u / scale
+        expected, eff = _seasonal_baseline(y, wd, exclude, p.level_half_width)
+        u = y - expected
+        sd = delay_scale(u, s.flights, exclude, p.flight_delay_sd)
+        z = u / sd
         exclude = exclude | _nan_gt(np.abs(z), p.delay_z)
-    with np.errstate(divide="ignore"):
-        half_band = np.where(w > 0, p.delay_z * scale / w, np.nan)
     ctx["exclude_delay"] = exclude
     ctx["delay_z"] = z
     ctx["delay_expected"] = expected
-    ctx["weekday_effect"] = _eff
-    flag = _nan_gt(z, p.delay_z) & _late_support(ctx, p)
-    return Detection(expected, expected - half_band, expected + half_band, z, flag)
+    ctx["weekday_effect"] = eff
+    half_band = p.delay_z * sd
+    return _delay_detection(expected, half_band, u, z, s.flights, ctx, p, p.delay_z)
+
+
+# --------------------------------------------------------------------------------------------
+# Volume collapse: far fewer flights left than the airport's norm for that weekday
+# --------------------------------------------------------------------------------------------
+def volume_drop(s: AirportSeries, p: Params, ctx: dict) -> Detection:
+    """Flag days on which the flights that left collapsed against the weekday norm.
+
+    Catches a storm in a file without cancelled rows (they are simply missing: the real 2001
+    set) and strengthens the cancellation signal where they are present (flown = scheduled -
+    cancelled). Modelled on log(1 + flights): level by leave-one-out rolling median, weekday
+    profile, robust scale of the residuals; one-sided (a busy day is not an anomaly). A flag
+    needs the drop to be improbable for this airport (z) and large (at most
+    1 - volume_min_drop of the expected flights), so a holiday's thinner schedule is not a storm.
+    """
+    flown = np.where(s.scheduled > 0, s.flights, np.nan)
+    x = np.log1p(flown)
+    exclude = np.zeros(len(s), dtype=bool)
+    for _ in range(2):
+        expected_log, _eff = _seasonal_baseline(x, s.weekday, exclude, p.level_half_width)
+        resid = x - expected_log
+        scale = robust_scale(np.where(exclude, np.nan, resid))
+        z = -resid / scale
+        exclude = exclude | _nan_gt(z, p.volume_z)
+    expected = np.expm1(expected_log)
+    ratio = np.divide(flown, expected, out=np.full(len(s), np.nan), where=expected > 0)
+    conditions = (_nan_gt(1.0 - ratio, p.volume_min_drop - 1e-12)
+                  & _nan_gt(expected, p.delay_min_flights - 1e-12))
+    band_low = np.minimum(np.expm1(expected_log - p.volume_z * scale),
+                          expected * (1.0 - p.volume_min_drop))
+    det = Detection.gated(expected, band_low, np.full(len(s), np.nan), z, p.volume_z, conditions)
+    ctx["volume_z"] = z
+    ctx["exclude_volume"] = det.flag
+    return det
 
 
 # --------------------------------------------------------------------------------------------
@@ -115,7 +204,9 @@ def cancel_wave(s: AirportSeries, p: Params, ctx: dict) -> Detection:
     ctx["cancel_z"] = z
     ctx["cancel_score"] = score
     ctx["exclude_cancel"] = flag
-    return Detection(p0, np.zeros(len(s)), band_high, score, flag)
+    rate = np.divide(s.cancelled, s.scheduled, out=np.full(len(s), np.nan), where=s.scheduled > 0)
+    return Detection.gated(p0, np.zeros(len(s)), band_high, score, p.cancel_score_min,
+                           _nan_gt(rate - p0, p.cancel_min_excess - 1e-12))
 
 
 def delayed_share(s: AirportSeries, p: Params, ctx: dict) -> Detection:
@@ -128,7 +219,7 @@ def delayed_share(s: AirportSeries, p: Params, ctx: dict) -> Detection:
     if s.delayed is None or not np.isfinite(s.delayed).any():
         ctx["late_score"] = np.full(len(s), np.nan)
         return Detection.empty(len(s))
-    p0, rho, score, flag, _z = count_anomaly(
+    p0, rho, score, _flag, _z = count_anomaly(
         s.delayed, s.flights, half_width=p.late_half_width, prior_n=p.count_prior_flights,
         min_rate=0.01, score_min=p.late_score_min, min_excess=p.late_min_excess,
     )
@@ -137,7 +228,9 @@ def delayed_share(s: AirportSeries, p: Params, ctx: dict) -> Detection:
                    p0 + p.late_min_excess),
         1.0)
     ctx["late_score"] = score
-    return Detection(p0, np.zeros(len(s)), band_high, score, flag)
+    share = np.divide(s.delayed, s.flights, out=np.full(len(s), np.nan), where=s.flights > 0)
+    return Detection.gated(p0, np.zeros(len(s)), band_high, score, p.late_score_min,
+                           _nan_gt(share - p0, p.late_min_excess - 1e-12))
 
 
 # --------------------------------------------------------------------------------------------
@@ -149,7 +242,8 @@ def _one_sided_features(ctx: dict) -> np.ndarray:
     dz = np.clip(np.nan_to_num(ctx["delay_z"], nan=0.0), 0, None)
     late = np.nan_to_num(ctx["late_score"], nan=0.0)
     cancel = np.nan_to_num(ctx["cancel_score"], nan=0.0)
-    return np.column_stack([dz, late, cancel])
+    drop = np.clip(np.nan_to_num(ctx["volume_z"], nan=0.0), 0, None)
+    return np.column_stack([dz, late, cancel, drop])
 
 
 def isolation_forest_features(s: AirportSeries, p: Params, ctx: dict) -> Detection:
@@ -159,7 +253,8 @@ def isolation_forest_features(s: AirportSeries, p: Params, ctx: dict) -> Detecti
     each, in both the stability of the rare-event region and run time (~1 s instead of ~100 s).
     """
     ctx["iforest_features"] = _one_sided_features(ctx)
-    ctx["iforest_train"] = (s.scheduled > 0) & ~ctx["exclude_delay"] & ~ctx["exclude_cancel"]
+    ctx["iforest_train"] = ((s.scheduled > 0) & ~ctx["exclude_delay"] & ~ctx["exclude_cancel"]
+                            & ~ctx["exclude_volume"])
     return Detection.empty(len(s))
 
 
@@ -338,14 +433,13 @@ def arima(s: AirportSeries, p: Params, ctx: dict) -> Detection:
 
     The order is searched once (AIC, p <= max_p, q <= max_q) on the scored year plus a lead-in,
     with earlier anomalies blanked out; the Kalman filter then treats blanked and missing days as
-    missing. Residuals are judged on a MAD scale with the same volume weighting and the same
-    delayed-share support as the seasonal detector.
+    missing. Residuals are judged like the seasonal detector's: on `delay_scale`, with the same
+    two ways to a flag (`_delay_detection`).
     Convergence and estimation warnings are kept per airport rather than printed.
     """
     from statsmodels.tsa.arima.model import ARIMA
 
     y = s.delay
-    w = volume_weight(s.flights)
     eff = ctx["weekday_effect"][s.weekday]
     exclude = ctx["exclude_delay"]
     x = np.where(exclude, np.nan, y) - eff
@@ -366,16 +460,14 @@ def arima(s: AirportSeries, p: Params, ctx: dict) -> Detection:
         pred[start:] = np.asarray(res.fittedvalues)
     out.warnings = sorted({f"{w_.category.__name__}: {w_.message}" for w_ in caught})
     expected = pred + centre + eff
-    u = (y - expected) * w
-    scale = robust_scale(np.where(exclude, np.nan, u))
-    z = u / scale
-    with np.errstate(divide="ignore"):
-        half_band = np.where(w > 0, p.arima_z * scale / w, np.nan)
-    out.expected, out.band_low, out.band_high = expected, expected - half_band, expected + half_band
-    out.score = z
-    out.flag = _nan_gt(z, p.arima_z) & _late_support(ctx, p)
+    u = y - expected
+    sd = delay_scale(u, s.flights, exclude, p.flight_delay_sd)
+    z = u / sd
+    half_band = p.arima_z * sd
+    gated = _delay_detection(expected, half_band, u, z, s.flights, ctx, p, p.arima_z)
+    gated.warnings = out.warnings
     ctx["arima_order"] = (ar, 0, ma)
-    return out
+    return gated
 
 
 # --------------------------------------------------------------------------------------------
@@ -453,6 +545,7 @@ DETECTORS = {
     "cancel_wave": cancel_wave,
     "delayed_share": delayed_share,
     "seasonal_robust": seasonal_robust,
+    "volume_drop": volume_drop,
     "isolation_forest": isolation_forest_features,
     "arima": arima,
 }

@@ -1,7 +1,12 @@
-"""The ensemble decision `is_anomaly`, and how a flagged day is described.
+"""The ensemble decision: `anomaly_score`, `is_anomaly`, and how a flagged day is described.
 
-The candidate rules are all evaluated by `python -m ml evaluate`; `Params.ensemble_rule`
-holds the one the evaluation chose (docs/ml.md has the table).
+Every member detector reports a strength per day (its score divided by its own threshold,
+0 where the rest of its flag's conditions fail), so a strength of 1 is "this detector alone
+would flag the day". Strengths are grouped by the evidence they carry (the two delay models
+are one piece of evidence, cancellations and the collapse in flights flown are another);
+within a group the strongest counts. `anomaly_score` combines the groups by a rule, and
+`is_anomaly = anomaly_score >= 1` on scored days: one strong signal is always enough.
+`python -m ml evaluate` compares the rules; `Params.ensemble_rule` holds the chosen one.
 """
 
 from __future__ import annotations
@@ -9,68 +14,66 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+# detector -> its flag column in ml.dep_delay_anomalies (every detector, members or not)
 FLAG_COLUMNS = {
     "seasonal_robust": "flag_seasonal_robust",
+    "arima": "flag_arima",
     "cancel_wave": "flag_cancel_wave",
+    "volume_drop": "flag_volume_drop",
     "delayed_share": "flag_delayed_share",
     "isolation_forest": "flag_isolation_forest",
-    "arima": "flag_arima",
 }
+# evidence group -> its member detectors (isolation_forest is reported, not a member)
+GROUPS = {
+    "delay": ("seasonal_robust", "arima"),
+    "disruption": ("cancel_wave", "volume_drop"),
+    "late_share": ("delayed_share",),
+}
+MEMBERS = [name for members in GROUPS.values() for name in members]
 
 
-def _f(df: pd.DataFrame, name: str) -> np.ndarray:
-    return df[FLAG_COLUMNS[name]].to_numpy(dtype=bool)
+def strength_column(detector: str) -> str:
+    return f"_strength_{detector}"
 
 
-def _delay_votes(df: pd.DataFrame) -> np.ndarray:
-    return (_f(df, "seasonal_robust").astype(int) + _f(df, "arima") + _f(df, "isolation_forest")
-            + _f(df, "delayed_share"))
+def group_strengths(df: pd.DataFrame) -> dict[str, np.ndarray]:
+    out = {}
+    for group, members in GROUPS.items():
+        cols = [df[strength_column(m)].to_numpy(dtype=float) for m in members
+                if strength_column(m) in df]
+        out[group] = (np.nan_to_num(np.max(cols, axis=0), nan=0.0) if cols
+                      else np.zeros(len(df)))
+    return out
 
 
 RULES = {
-    "seasonal_or_late_or_cancel": lambda d: _f(d, "seasonal_robust") | _f(d, "delayed_share")
-    | _f(d, "cancel_wave"),
-    "arima_or_late_or_cancel": lambda d: _f(d, "arima") | _f(d, "delayed_share")
-    | _f(d, "cancel_wave"),
-    "seasonal_and_late_or_cancel": lambda d: (_f(d, "seasonal_robust") & _f(d, "delayed_share"))
-    | _f(d, "cancel_wave"),
-    "late_or_cancel": lambda d: _f(d, "delayed_share") | _f(d, "cancel_wave"),
-    "arima_and_late_or_cancel": lambda d: (_f(d, "arima") & _f(d, "delayed_share"))
-    | _f(d, "cancel_wave"),
-    "seasonal_or_cancel": lambda d: _f(d, "seasonal_robust") | _f(d, "cancel_wave"),
-    "arima_or_cancel": lambda d: _f(d, "arima") | _f(d, "cancel_wave"),
-    "iforest_only": lambda d: _f(d, "isolation_forest"),
-    "seasonal_and_arima_or_cancel": lambda d: (_f(d, "seasonal_robust") & _f(d, "arima"))
-    | _f(d, "cancel_wave"),
-    "vote2_delay_or_cancel": lambda d: (_delay_votes(d) >= 2) | _f(d, "cancel_wave"),
-    "vote3_delay_or_cancel": lambda d: (_delay_votes(d) >= 3) | _f(d, "cancel_wave"),
-    "vote2_of_4": lambda d: (_delay_votes(d) + _f(d, "cancel_wave")) >= 2,
-    "any": lambda d: _delay_votes(d) + _f(d, "cancel_wave") >= 1,
+    # the strongest piece of evidence alone
+    "max": lambda g: np.max(np.column_stack(list(g.values())), axis=1),
+    # Euclidean: two pieces of evidence at 0.75 each pass together
+    "l2": lambda g: np.sqrt(np.sum(np.column_stack(list(g.values())) ** 2, axis=1)),
+    # delay and disruption only (the delayed share as a detector of its own is left out)
+    "max_delay_disruption": lambda g: np.maximum(g["delay"], g["disruption"]),
+    "l2_delay_disruption": lambda g: np.hypot(g["delay"], g["disruption"]),
 }
 
 
-def decide(df: pd.DataFrame, rule: str, delay_z: float, cancel_score_min: float) -> pd.DataFrame:
-    """Add is_anomaly, anomaly_kind and severity to a frame holding the flag_* columns."""
+def decide(df: pd.DataFrame, rule: str) -> pd.DataFrame:
+    """Add anomaly_score, is_anomaly, anomaly_kind and severity to a frame holding the
+    members' strength columns and the flag_* columns."""
     if rule not in RULES:
         raise ValueError(f"unknown ensemble rule {rule!r}; choose one of {sorted(RULES)}")
-    is_anomaly = RULES[rule](df) & (df["history_status"].to_numpy() == "scored")
-    delay_strength = np.nan_to_num(df["delay_score"].to_numpy(dtype=float), nan=0.0) / delay_z
-    cancel_strength = (
-        np.nan_to_num(df["cancel_score"].to_numpy(dtype=float), nan=0.0) / cancel_score_min
-    )
-    delay_side = _f(df, "seasonal_robust") | _f(df, "arima") | _f(df, "delayed_share") | (
-        _f(df, "isolation_forest") & (delay_strength >= cancel_strength)
-    )
-    cancel_side = _f(df, "cancel_wave") | (
-        _f(df, "isolation_forest") & (cancel_strength > delay_strength)
-    )
+    groups = group_strengths(df)
+    score = RULES[rule](groups)
+    is_anomaly = (score >= 1.0) & (df["history_status"].to_numpy() != "insufficient_history")
+    delay_side = np.maximum(groups["delay"], groups["late_share"])
+    cancel_side = groups["disruption"]
     kind = np.select(
-        [delay_side & cancel_side, delay_side, cancel_side], ["both", "delay", "cancellation"],
-        default=None,
+        [(delay_side >= 1) & (cancel_side >= 1), delay_side >= cancel_side],
+        ["both", "delay"], default="cancellation",
     )
-    strength = np.maximum(delay_strength, cancel_strength)
-    severity = np.select([strength >= 3, strength >= 1.5], ["high", "medium"], default="low")
+    severity = np.select([score >= 3, score >= 1.5], ["high", "medium"], default="low")
     df = df.copy()
+    df["anomaly_score"] = score
     df["is_anomaly"] = is_anomaly
     df["anomaly_kind"] = np.where(is_anomaly, kind, None)
     df["severity"] = np.where(is_anomaly, severity, "none")

@@ -1,14 +1,22 @@
-"""`python -m ml evaluate`: precision, recall and F1 of every detector and ensemble rule.
+"""`python -m ml evaluate`: every detector and ensemble rule on generated years and on real flights.
 
-Goes through the real path for every year: `loaders.generate.generate_year` (labelled
-disruptions, or a clean year) -> `loaders.load.load_year` -> `dbt build` of gold (a real dbt
-subprocess with the shipped profile) -> `ml.score.score_year` (the real upsert). Metrics are
-computed from the rows stored in ml.dep_delay_anomalies, at the airport-day level, against
-`00_labels/{year}.json`. The original pipeline's two rules run on the same gold rows.
+Three sets, side by side (docs/ml.md has the latest table):
+- **generated years** through the real path: `loaders.generate.generate_year` (labelled
+  disruptions, or a clean year) -> `loaders.load.load_year` -> `dbt build` of gold (a real dbt
+  subprocess with the shipped profile) -> `ml.score.score_year` (the real upsert); metrics from
+  the rows stored in ml.dep_delay_anomalies against `00_labels/{year}.json`. This proves the
+  plumbing and what the detectors make of our own generator, not how they do on flights.
+- **real flights**, January-June 2001 (`ml.real_flights`: 3 M real flights, labels by a rule
+  fixed before tuning plus named, cited disruptions), scored by `ml.scoring.score_frame` with
+  no earlier year (the first-year case). Parameters are tuned on January-March only; the
+  figures that count are April-June's.
+- **the original pipeline's rules** on the same gold rows of both sets.
+`--tune` searches the delay detectors' parameters on a criterion that includes the real set.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shutil
@@ -25,7 +33,10 @@ from ml.params import Params
 
 REPO = Path(__file__).resolve().parents[1]
 DBT_PROJECT = REPO / "dbt_project"
-TARGETS = {"f1": 0.8, "clean_flag_rate": 0.03, "gain_over_original": 0.2}
+# The issue's goals for a real year; judged here on the held-out real months.
+TARGETS = {"f1": 0.82, "precision": 0.75, "flag_rate": 0.05, "clean_flag_rate": 0.03}
+TUNING_GRID = {"delay_z": [5.0, 5.5, 6.0], "delay_large_excess": [25.0, 30.0, 1e9],
+               "ensemble_rule": ["max", "l2"]}
 
 
 def dbt_build(year: int | None, selector: list[str], workdir: Path) -> None:
@@ -69,22 +80,42 @@ def build_year(year: int, rows: int, seed: int, disruptions: bool, workdir: Path
     return {"year": year, "disruptions": disruptions, "seconds": round(time.perf_counter() - t0, 1)}
 
 
-def score_originals(year: int, params: Params) -> tuple[pd.DataFrame, dict]:
-    """The original rules' flags for `year` (same gold rows), and their CPU seconds."""
-    from lakehouse.warehouse import connect
-    from ml import store
-    from ml.scoring import ORIGINAL_FLAG_COLUMNS, score_frame
+def evaluate_real(params: Params | None = None, path=None, originals: bool = True,
+                  hubs_only: bool = False) -> dict:
+    """Score the real half-year and measure every detector and rule on the hubs' airport-days,
+    January-March (the tuning months) and April-June (held out) apart."""
+    from ml import real_flights
+    from ml.metrics import evaluate_flags, events_found, flag_sets
+    from ml.scoring import score_frame
 
-    with connect(part="ml") as conn:
-        gold = store.read_gold(conn, year, 0)
-    scored, _ = score_frame(gold, year, params, originals=True, only_originals=True)
-    return scored[["id", *ORIGINAL_FLAG_COLUMNS.values()]], scored.attrs["detector_seconds"]
+    params = params or Params()
+    gold = real_flights.to_gold(path or real_flights.DEFAULT_PATH)
+    hubs = real_flights.hubs(gold)
+    if hubs_only:
+        gold = gold[gold["origin"].isin(hubs)]
+    t0 = time.perf_counter()
+    scored, _ = score_frame(gold, real_flights.YEAR, params, originals=originals)
+    seconds = time.perf_counter() - t0
+    truth = set(real_flights.label(gold)["id"])
+    tables = {}
+    for split, months in (("tune", real_flights.TUNE_MONTHS),
+                          ("holdout", real_flights.HOLDOUT_MONTHS)):
+        part = scored[scored["origin"].isin(hubs)
+                      & real_flights.in_months(scored["fl_date"], months)]
+        table = evaluate_flags([(part, truth)], [])
+        found = {name: "{}/{}".format(*events_found(part, flags, real_flights.NAMED_EVENTS))
+                 for name, flags in flag_sets(part).items()}
+        table["events"] = table["detector"].map(found)
+        tables[split] = table
+    return {"tables": tables, "scored": scored, "seconds": round(seconds, 1), "hubs": len(hubs),
+            "hub_days": int(scored["origin"].isin(hubs).sum()),
+            "labelled": len(truth), "airport_days": len(scored)}
 
 
-def evaluate(first_year: int = 2016, train_years: int = 1, labelled_years: int = 1,
-             clean_years: int = 1, rows: int = 7_200_000, seed: int = 11, reuse: bool = False,
-             params: Params | None = None, log=print) -> dict:
-    """Run the whole evaluation; returns {"table": DataFrame, "chosen_rule", "years", ...}."""
+def evaluate_generated(first_year: int = 2016, train_years: int = 1, labelled_years: int = 1,
+                       clean_years: int = 1, rows: int = 7_200_000, seed: int = 11,
+                       reuse: bool = False, params: Params | None = None, log=print) -> dict:
+    """Generated years through the real path; returns {"table", "years", "labelled", ...}."""
     from lakehouse.warehouse import connect
     from ml import store
     from ml.metrics import evaluate_flags, label_ids
@@ -104,18 +135,11 @@ def evaluate(first_year: int = 2016, train_years: int = 1, labelled_years: int =
                 log(f"built {year} ({'clean' if year in clean else 'labelled'}, {rows:,} rows): "
                     f"{info['seconds']} s")
         labelled_frames, clean_frames, runs = [], [], []
-        seconds: dict[str, float] = {}
         for year in labelled + clean:
             summary = score_year(year, params)
             runs.append(summary)
-            for name, sec in summary["detector_seconds"].items():
-                seconds[name] = seconds.get(name, 0.0) + sec
-            originals, orig_seconds = score_originals(year, params)
-            for name, sec in orig_seconds.items():
-                seconds[name] = seconds.get(name, 0.0) + sec
             with connect(part="ml") as conn:
-                stored = store.read_anomalies(conn, year)
-            stored = stored.merge(originals, on="id", how="left")
+                stored = score_like_stored(year, params, store.read_anomalies(conn, year))
             if year in labelled:
                 labelled_frames.append((stored, label_ids(read_labels(year))))
             else:
@@ -123,72 +147,196 @@ def evaluate(first_year: int = 2016, train_years: int = 1, labelled_years: int =
             log(f"scored {year}: {summary['airport_days']} airport-days, "
                 f"{summary['anomalies']} anomalies, {summary['seconds']} s")
         dbt_build(None, ["--select", "tag:ml"], workdir)
-    table = evaluate_flags(labelled_frames, clean_frames, params)
-    n_scored = len(labelled + clean)
-    cpu = {name: sec / n_scored for name, sec in seconds.items()}
-    cpu["isolation_forest"] = cpu.pop("isolation_forest_panel", 0.0) + cpu.get("isolation_forest", 0.0)
-    table["cpu_s_per_year"] = table["detector"].map(cpu)
-    full = sum(v for k, v in cpu.items() if not k.startswith("original_"))
-    table.loc[table["detector"].str.startswith("ensemble:"), "cpu_s_per_year"] = full
-    ensembles = table[table["detector"].str.startswith("ensemble:")]
-    # without clean years there is no flag rate to respect (NaN): every rule is eligible
-    eligible = ensembles[~(ensembles["clean_flag_rate"] > TARGETS["clean_flag_rate"])]
-    chosen = eligible.sort_values(["f1", "precision"], ascending=False).iloc[0]["detector"]
-    return {"table": table, "chosen_rule": chosen.split(":", 1)[1],
-            "configured_rule": params.ensemble_rule, "years": years, "labelled": labelled,
-            "clean": clean, "rows": rows, "seed": seed, "runs": runs, "built": built}
+    return {"table": evaluate_flags(labelled_frames, clean_frames), "years": years,
+            "labelled": labelled, "clean": clean, "rows": rows, "seed": seed, "runs": runs,
+            "built": built}
+
+
+def score_like_stored(year: int, params: Params, stored: pd.DataFrame) -> pd.DataFrame:
+    """Every column of the scorer (members' strengths and the original rules' flags included,
+    which the warehouse does not keep) for `year`, computed from the same gold rows; checked
+    against what `score_year` stored, so the metrics describe the stored verdicts."""
+    from lakehouse.warehouse import connect
+    from ml import store
+    from ml.scoring import score_frame
+
+    with connect(part="ml") as conn:
+        gold = store.read_gold(conn, year, params.history_years)
+    scored, _ = score_frame(gold, year, params, originals=True)
+    check = stored[["id", "is_anomaly"]].merge(scored[["id", "is_anomaly"]], on="id")
+    if len(check) != len(stored) or not (check["is_anomaly_x"] == check["is_anomaly_y"]).all():
+        raise RuntimeError(f"the stored verdicts of {year} differ from a re-score of its gold")
+    return scored
+
+
+def evaluate(real: bool = True, generated: bool = True, real_path=None, params=None,
+             log=print, **generated_kw) -> dict:
+    """Both sets; returns {"table": one row per detector/rule, "real": ..., "generated": ...}."""
+    params = params or Params()
+    result: dict = {"configured_rule": params.ensemble_rule, "params": params.as_dict()}
+    frames = []
+    if generated:
+        gen = evaluate_generated(params=params, log=log, **generated_kw)
+        result["generated"] = {k: v for k, v in gen.items() if k != "table"}
+        frames.append(gen["table"][["detector", "precision", "recall", "f1", "clean_flag_rate"]]
+                      .add_prefix("gen_").rename(columns={"gen_detector": "detector"}))
+    if real:
+        log("scoring the real 2001 half-year (original rules included: a few minutes)")
+        rl = evaluate_real(params, real_path)
+        result["real"] = {k: v for k, v in rl.items() if k not in ("tables", "scored")}
+        tune = rl["tables"]["tune"][["detector", "f1", "flag_rate", "events"]]
+        frames.append(tune.add_prefix("tune_").rename(columns={"tune_detector": "detector"}))
+        hold = rl["tables"]["holdout"][["detector", "precision", "recall", "f1", "tp", "fp",
+                                        "fn", "flag_rate", "events"]]
+        frames.append(hold.add_prefix("real_").rename(columns={"real_detector": "detector"}))
+    if not frames:
+        raise UserError("nothing to evaluate: leave out --no-real or --no-generated")
+    table = frames[0]
+    for frame in frames[1:]:
+        table = table.merge(frame, on="detector", how="outer")
+    result["table"] = table
+    return result
+
+
+def tune(real_path=None, reuse_generated_year: int | None = None, log=print) -> pd.DataFrame:
+    """Grid search (TUNING_GRID) on the real January-March hubs and, when given, a generated
+    labelled year already in gold. Criterion: the mean F1 of the two (the real one alone
+    without a generated year), among settings whose real flag rate stays <= 5 %."""
+    from ml.metrics import evaluate_flags, label_ids
+
+    gen_gold = None
+    if reuse_generated_year is not None:
+        from lakehouse.warehouse import connect
+        from ml import store
+
+        with connect(part="ml") as conn:
+            gen_gold = store.read_gold(conn, reuse_generated_year, Params().history_years)
+        gen_truth = label_ids(read_labels(reuse_generated_year))
+    rows = []
+    keys = list(TUNING_GRID)
+    for values in itertools.product(*TUNING_GRID.values()):
+        setting = dict(zip(keys, values))
+        params = Params().replace(**setting, arima_z=setting["delay_z"])
+        real = evaluate_real(params, real_path, originals=False, hubs_only=True)
+        row = real["tables"]["tune"].set_index("detector").loc[f"ensemble:{params.ensemble_rule}"]
+        out = {**setting, "real_f1": row["f1"], "real_flag_rate": row["flag_rate"]}
+        if gen_gold is not None:
+            from ml.scoring import score_frame
+
+            scored, _ = score_frame(gen_gold, reuse_generated_year, params)
+            gen = evaluate_flags([(scored, gen_truth)], []).set_index("detector")
+            out["gen_f1"] = gen.loc[f"ensemble:{params.ensemble_rule}", "f1"]
+        out["criterion"] = (out["real_f1"] + out.get("gen_f1", out["real_f1"])) / 2
+        rows.append(out)
+        log(" ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}"
+                     for k, v in out.items()))
+    grid = pd.DataFrame(rows)
+    eligible = grid[grid["real_flag_rate"] <= TARGETS["flag_rate"]]
+    grid["chosen"] = False
+    if len(eligible):
+        grid.loc[eligible["criterion"].idxmax(), "chosen"] = True
+    return grid
+
+
+def _pct(v) -> str:
+    return "n/a" if pd.isna(v) else f"{100 * v:.1f} %"
+
+
+def _num(v) -> str:
+    return "n/a" if pd.isna(v) else f"{v:.3f}"
 
 
 def format_table(result: dict) -> str:
     t = result["table"].copy()
     rule = result["configured_rule"]
     order = {"original_isolation_forest": 0, "original_arima": 1}
-    t["_o"] = t["detector"].map(lambda d: order.get(d, 2 if not d.startswith("ensemble:") else 3))
-    t = t.sort_values(["_o", "f1"], ascending=[True, False])
-    lines = ["| detector | precision | recall | F1 | TP | FP | FN | clean flag rate | CPU s / year |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    t["_o"] = t["detector"].map(lambda d: order.get(d, 3 if d.startswith("ensemble:") else 2))
+    t = t.sort_values(["_o", "detector"])
+    cols = [c for c in t.columns if c not in ("detector", "_o")]
+    head = {"gen_precision": "gen P", "gen_recall": "gen R", "gen_f1": "gen F1",
+            "gen_clean_flag_rate": "gen clean flag rate", "tune_f1": "real Jan-Mar F1 (tuned on)",
+            "tune_flag_rate": "Jan-Mar flag rate", "tune_events": "Jan-Mar events",
+            "real_precision": "**Apr-Jun P**", "real_recall": "**Apr-Jun R**",
+            "real_f1": "**Apr-Jun F1**", "real_tp": "TP", "real_fp": "FP", "real_fn": "FN",
+            "real_flag_rate": "Apr-Jun flag rate", "real_events": "Apr-Jun events"}
+    lines = ["| detector / rule | " + " | ".join(head.get(c, c) for c in cols) + " |",
+             "|---|" + "---:|" * len(cols)]
     for _, r in t.iterrows():
         name = r["detector"] + (" **(is_anomaly)**" if r["detector"] == f"ensemble:{rule}" else "")
-        rate = ("n/a" if pd.isna(r["clean_flag_rate"])
-                else f"{100 * r['clean_flag_rate']:.2f} %")
-        lines.append(f"| {name} | {r['precision']:.3f} | {r['recall']:.3f} | {r['f1']:.3f} | "
-                     f"{r['tp']} | {r['fp']} | {r['fn']} | {rate} | "
-                     f"{r['cpu_s_per_year']:.1f} |")
+        cells = []
+        for c in cols:
+            v = r[c]
+            if c.endswith("rate"):
+                cells.append(_pct(v))
+            elif c.endswith(("_tp", "_fp", "_fn")):
+                cells.append("n/a" if pd.isna(v) else str(int(v)))
+            elif c.endswith("events"):
+                cells.append("n/a" if pd.isna(v) else str(v))
+            else:
+                cells.append(_num(v))
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
 def verdict(result: dict) -> list[str]:
     t = result["table"].set_index("detector")
     ens = t.loc[f"ensemble:{result['configured_rule']}"]
-    best_original = max(t.loc["original_isolation_forest", "f1"], t.loc["original_arima", "f1"])
-    gain = ens["f1"] - best_original
     met = {True: "met", False: "NOT met"}
-    return [
-        (f"ensemble F1 {ens['f1']:.3f} (target >= {TARGETS['f1']}): "
-         f"{met[bool(ens['f1'] >= TARGETS['f1'])]}"),
-        (f"ensemble clean flag rate {100 * ens['clean_flag_rate']:.2f} % (target <= 3 %): "
-         f"{met[bool(ens['clean_flag_rate'] <= TARGETS['clean_flag_rate'])]}"),
-        (f"gain over the best original rule {gain:+.3f} F1 (target >= +0.2): "
-         f"{met[bool(gain >= TARGETS['gain_over_original'])]}"),
-        (f"best rule on this evaluation: {result['chosen_rule']} "
-         f"(configured: {result['configured_rule']})"),
-    ]
+    lines = []
+    if "real_f1" in t:
+        seed_arima = t.loc["original_arima", "real_f1"]
+        lines += [
+            (f"real Apr-Jun (held out): F1 {ens['real_f1']:.3f} (goal >= {TARGETS['f1']}): "
+            f"{met[bool(ens['real_f1'] >= TARGETS['f1'])]}; precision {ens['real_precision']:.3f} "
+            f"(goal >= {TARGETS['precision']}): "
+            f"{met[bool(ens['real_precision'] >= TARGETS['precision'])]}; flag rate "
+            f"{_pct(ens['real_flag_rate'])} (goal <= 5 %): "
+            f"{met[bool(ens['real_flag_rate'] <= TARGETS['flag_rate'])]}; named events "
+            f"{ens['real_events']}"),
+            (f"the seed's ARIMA rule on the same months: F1 {seed_arima:.3f}; ours "
+            f"{ens['real_f1'] - seed_arima:+.3f}"),
+        ]
+    if "gen_f1" in t:
+        lines.append(f"generated years: F1 {ens['gen_f1']:.3f}, clean flag rate "
+                     f"{_pct(ens['gen_clean_flag_rate'])} (goal <= 3 %): "
+                     f"{met[bool(ens['gen_clean_flag_rate'] <= TARGETS['clean_flag_rate'])]}")
+    return lines
 
 
 def cli_evaluate(args) -> int:
-    result = evaluate(first_year=args.first_year, train_years=args.train_years,
-                      labelled_years=args.labelled_years, clean_years=args.clean_years,
-                      rows=args.rows, seed=args.seed, reuse=args.reuse,
-                      log=lambda m: print(m, file=sys.stderr, flush=True))
-    header = (f"Evaluation: years {result['years'][0]}-{result['years'][-1]}, scored labelled "
-              f"{result['labelled']}, clean {result['clean']}, {result['rows']:,} rows/year, "
-              f"seed {result['seed']}")
+    def log(message):
+        print(message, file=sys.stderr, flush=True)
+
+    if args.tune:
+        grid = tune(args.real_path, args.tune_generated_year, log=log)
+        print(grid.to_string(index=False))
+        chosen = grid[grid["chosen"]]
+        if len(chosen):
+            print("chosen:", json.dumps(chosen.iloc[0].drop(["chosen"]).to_dict(), default=str))
+        return 0
+    result = evaluate(real=not args.no_real, generated=not args.no_generated,
+                      real_path=args.real_path, log=log, first_year=args.first_year,
+                      train_years=args.train_years, labelled_years=args.labelled_years,
+                      clean_years=args.clean_years, rows=args.rows, seed=args.seed,
+                      reuse=args.reuse)
+    parts = []
+    if "generated" in result:
+        g = result["generated"]
+        parts.append(f"generated: years {g['years'][0]}-{g['years'][-1]}, labelled "
+                     f"{g['labelled']}, clean {g['clean']}, {g['rows']:,} rows/year, seed {g['seed']}")
+    if "real" in result:
+        r = result["real"]
+        parts.append(f"real: 2001-01..06, {r['airport_days']:,} airport-days scored, "
+                     f"{r['hubs']} hubs ({r['hub_days']:,} airport-days judged), "
+                     f"{r['labelled']} labelled")
+    header = "Evaluation. " + "; ".join(parts)
     table = format_table(result)
     lines = verdict(result)
     if args.json:
         print(json.dumps({"table": result["table"].to_dict(orient="records"),
-                          "chosen_rule": result["chosen_rule"], "verdict": lines,
-                          "runs": result["runs"]}, default=str))
+                          "verdict": lines, **{k: v for k, v in result.items()
+                                               if k in ("generated", "real", "params")}},
+                         default=str))
     else:
         print(header)
         print(table)

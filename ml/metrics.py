@@ -1,24 +1,24 @@
-"""Airport-day precision / recall / F1 of flag columns against labelled disruptions."""
+"""Airport-day precision / recall / F1 of flag columns against labelled airport-days."""
 
 from __future__ import annotations
 
 import pandas as pd
 
-from ml.ensemble import FLAG_COLUMNS, RULES
+from ml.ensemble import FLAG_COLUMNS, RULES, decide
 from ml.scoring import ORIGINAL_FLAG_COLUMNS
 
 
 def label_ids(labels: dict) -> set[str]:
-    """`ORIGIN+YYYYMMDD` ids of the labelled airport-days of a labels file."""
+    """`ORIGIN+YYYYMMDD` ids of the labelled airport-days of a generator labels file."""
     return {d["origin"] + d["fl_date"].replace("-", "") for d in labels.get("airport_days", [])}
 
 
 def confusion(flags: pd.Series, ids: pd.Series, truth: set[str]) -> dict:
     flagged = set(ids[flags.to_numpy(dtype=bool)])
+    truth = truth & set(ids) if truth else set()
     tp = len(flagged & truth)
-    fp = len(flagged - truth)
-    fn = len(truth - flagged)  # labelled days missing from gold count as missed too
-    return {"tp": tp, "fp": fp, "fn": fn, "flagged": len(flagged), "days": len(ids)}
+    return {"tp": tp, "fp": len(flagged - truth), "fn": len(truth - flagged),
+            "flagged": len(flagged), "days": len(ids)}
 
 
 def summarise(c: dict) -> dict:
@@ -28,42 +28,50 @@ def summarise(c: dict) -> dict:
     return {"precision": precision, "recall": recall, "f1": f1}
 
 
-def flag_sets(scored: pd.DataFrame, params) -> dict[str, pd.Series]:
+def flag_sets(scored: pd.DataFrame) -> dict[str, pd.Series]:
     """Every detector's flags, the originals' and every candidate ensemble rule's decision."""
-    from ml.ensemble import decide
-
-    out = {name: scored[col] for name, col in FLAG_COLUMNS.items()}
+    out = {name: scored[col] for name, col in FLAG_COLUMNS.items() if col in scored}
     for name, col in ORIGINAL_FLAG_COLUMNS.items():
         if col in scored:
             out[name] = scored[col]
     for rule in RULES:
-        out[f"ensemble:{rule}"] = decide(scored, rule, params.delay_z,
-                                         params.cancel_score_min)["is_anomaly"]
+        out[f"ensemble:{rule}"] = decide(scored, rule)["is_anomaly"]
     return out
 
 
 def evaluate_flags(labelled: list[tuple[pd.DataFrame, set[str]]],
-                   clean: list[pd.DataFrame], params) -> pd.DataFrame:
-    """One row per detector / rule: P, R, F1 over the labelled years, flag rate on clean ones."""
-    rows = {}
+                   clean: list[pd.DataFrame]) -> pd.DataFrame:
+    """One row per detector / rule: P, R, F1, flag rate over the labelled frames (airport-days
+    of `ids` against `truth`), and the flag rate on clean ones."""
+    rows: dict[str, dict] = {}
+
+    def acc(name):
+        return rows.setdefault(name, {"tp": 0, "fp": 0, "fn": 0, "flagged": 0, "days": 0,
+                                      "clean_flagged": 0, "clean_days": 0})
+
     for scored, truth in labelled:
-        for name, flags in flag_sets(scored, params).items():
+        for name, flags in flag_sets(scored).items():
             c = confusion(flags, scored["id"], truth)
-            acc = rows.setdefault(name, {"tp": 0, "fp": 0, "fn": 0, "flagged": 0, "days": 0,
-                                         "clean_flagged": 0, "clean_days": 0})
             for k in ("tp", "fp", "fn", "flagged", "days"):
-                acc[k] += c[k]
+                acc(name)[k] += c[k]
     for scored in clean:
-        for name, flags in flag_sets(scored, params).items():
-            acc = rows.setdefault(name, {"tp": 0, "fp": 0, "fn": 0, "flagged": 0, "days": 0,
-                                         "clean_flagged": 0, "clean_days": 0})
-            acc["clean_flagged"] += int(flags.to_numpy(dtype=bool).sum())
-            acc["clean_days"] += len(flags)
+        for name, flags in flag_sets(scored).items():
+            acc(name)["clean_flagged"] += int(flags.to_numpy(dtype=bool).sum())
+            acc(name)["clean_days"] += len(flags)
     table = []
-    for name, acc in rows.items():
-        s = summarise(acc)
+    for name, a in rows.items():
         table.append({
-            "detector": name, **s, "tp": acc["tp"], "fp": acc["fp"], "fn": acc["fn"],
-            "clean_flag_rate": acc["clean_flagged"] / acc["clean_days"] if acc["clean_days"] else float("nan"),
+            "detector": name, **summarise(a), "tp": a["tp"], "fp": a["fp"], "fn": a["fn"],
+            "flag_rate": a["flagged"] / a["days"] if a["days"] else float("nan"),
+            "clean_flag_rate": (a["clean_flagged"] / a["clean_days"] if a["clean_days"]
+                                else float("nan")),
         })
     return pd.DataFrame(table)
+
+
+def events_found(scored: pd.DataFrame, flags: pd.Series, events) -> tuple[int, int]:
+    """(named events with at least one flagged airport-day, named events in `scored`)."""
+    ids = set(scored["id"])
+    flagged = set(scored["id"][flags.to_numpy(dtype=bool)])
+    present = [e for e in events if e.ids() & ids]
+    return sum(bool(e.ids() & flagged) for e in present), len(present)

@@ -15,8 +15,16 @@ class Params:
     min_history_days: int = 28  # fewer days with flights than this: insufficient_history
     # seasonal robust detector (weekday profile + leave-one-out rolling median level)
     level_half_width: int = 14
-    delay_z: float = 5.0
-    late_support: float = 4.0  # a delay flag also needs this delayed-share tail score
+    delay_z: float = 5.5
+    delay_min_excess: float = 15.0  # minutes above expected: a delay flag needs a real effect
+    delay_large_excess: float = 30.0  # minutes: a day this late flags at delay_large_z ...
+    delay_large_z: float = 3.0  # ... a lower z (volatile airports' bad days)
+    flight_delay_sd: float = 30.0  # spread of single flights' delays (the sampling noise)
+    delay_min_flights: int = 20  # below this, a delay flag also needs the delayed-share support
+    late_support: float = 4.0  # ... of at least this tail score
+    # volume collapse (flights flown against the weekday norm, log scale)
+    volume_z: float = 4.0
+    volume_min_drop: float = 0.35  # and at least 35 % fewer flights than expected
     # cancellation-wave detector (beta-binomial tail given baseline rate and volume)
     cancel_half_width: int = 28
     count_prior_flights: float = 200.0
@@ -33,12 +41,13 @@ class Params:
     # ARIMA (done right: order searched once by AIC, robust residual scale, one-sided)
     arima_max_p: int = 2
     arima_max_q: int = 2
-    arima_z: float = 5.0
+    arima_z: float = 5.5
     # the original pipeline's rules, kept for the evaluation's comparison rows
     original_contamination: float = 0.01
     original_arima_max_pq: int = 4
-    # ensemble
-    ensemble_rule: str = "seasonal_or_late_or_cancel"
+    # ensemble: how the members' strengths (score / threshold) combine into anomaly_score;
+    # is_anomaly = anomaly_score >= 1 (ml/ensemble.py)
+    ensemble_rule: str = "max"
     n_jobs: int = 2
 
     def as_dict(self) -> dict:

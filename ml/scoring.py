@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ml.detectors import DETECTORS, ORIGINAL_DETECTORS, Detection, isolation_forest_panel
-from ml.ensemble import FLAG_COLUMNS, decide
+from ml.ensemble import FLAG_COLUMNS, MEMBERS, decide, strength_column
 from ml.params import Params
 from ml.series import AirportSeries
 
@@ -21,12 +21,12 @@ OUTPUT_COLUMNS = [
     "id", "origin", "fl_date", "year", "flights", "scheduled_flights", "cancelled_flights",
     "mean_dep_delay", "cancel_rate", "expected_dep_delay", "dep_delay_band_low",
     "dep_delay_band_high", "expected_cancel_rate", "cancel_rate_band_high", "delay_score",
-    "cancel_score", "iforest_score", "arima_score", "late_score", "expected_late_share", "flag_isolation_forest", "flag_arima",
-    "flag_seasonal_robust", "flag_cancel_wave", "flag_delayed_share", "is_anomaly", "anomaly_kind", "severity",
-    "history_status", "ensemble_rule",
+    "cancel_score", "iforest_score", "arima_score", "late_score", "expected_late_share",
+    "expected_flights", "flights_band_low", "volume_score", *FLAG_COLUMNS.values(),
+    "anomaly_score", "is_anomaly", "anomaly_kind", "severity", "history_status", "ensemble_rule",
 ]
 ORIGINAL_FLAG_COLUMNS = {name: f"flag_{name}" for name in ORIGINAL_DETECTORS}
-IFOREST_FEATURES = ["_if_delay_z", "_if_late", "_if_cancel"]
+IFOREST_FEATURES = ["_if_delay_z", "_if_late", "_if_cancel", "_if_volume_drop"]
 
 
 def score_airport(origin: str, frame: pd.DataFrame, year: int, params: Params,
@@ -47,7 +47,9 @@ def score_airport(origin: str, frame: pd.DataFrame, year: int, params: Params,
     if days_with_flights < params.min_history_days or target_rows.empty:
         out["history_status"] = "insufficient_history"
         return out, problems
-    out["history_status"] = "scored"
+    # the first year of a backfill (or a user with one file) is judged on in-year days only
+    has_prior = bool((pd.to_numeric(frame["year"]) < year).any())
+    out["history_status"] = "scored" if has_prior else "scored_in_year"
 
     series = AirportSeries.from_frame(origin, frame, year)
     pos = series.dates.get_indexer(pd.to_datetime(target_rows["fl_date"]))
@@ -63,7 +65,8 @@ def score_airport(origin: str, frame: pd.DataFrame, year: int, params: Params,
         except Exception as exc:  # noqa: BLE001 - one airport's failed fit must not stop the run
             problems.append({"origin": origin, "detector": name, "level": "error",
                              "message": f"{type(exc).__name__}: {exc}"[:500]})
-            if name in ("seasonal_robust", "cancel_wave", "delayed_share") and not only_originals:
+            if name in ("seasonal_robust", "cancel_wave", "delayed_share", "volume_drop") \
+                    and not only_originals:
                 # later detectors depend on these baselines: the airport cannot be scored
                 out["history_status"] = "insufficient_history"
                 return out, problems
@@ -92,6 +95,12 @@ def score_airport(origin: str, frame: pd.DataFrame, year: int, params: Params,
     out["arima_score"] = take("arima", "score")
     out["late_score"] = take("delayed_share", "score")
     out["expected_late_share"] = take("delayed_share", "expected")
+    out["expected_flights"] = take("volume_drop", "expected")
+    out["flights_band_low"] = take("volume_drop", "band_low")
+    out["volume_score"] = take("volume_drop", "score")
+    for name in MEMBERS:
+        det = results.get(name)
+        out[strength_column(name)] = det.strength[pos] if det is not None else 0.0
     for name, det in results.items():
         if name == "isolation_forest":
             continue  # flagged later, by the forest fitted on every airport's days
@@ -161,7 +170,7 @@ def score_frame(gold: pd.DataFrame, year: int, params: Params | None = None,
         scored.loc[ok, "flag_isolation_forest"] = flag
         scored["flag_isolation_forest"] = scored["flag_isolation_forest"].astype(bool)
         scored = scored.drop(columns=[*IFOREST_FEATURES, "_iforest_train"])
-    scored = decide(scored, params.ensemble_rule, params.delay_z, params.cancel_score_min)
+    scored = decide(scored, params.ensemble_rule)
     scored = scored.sort_values(["origin", "fl_date"]).reset_index(drop=True)
     scored.attrs["detector_seconds"] = {k: round(v, 3) for k, v in seconds.items()}
     return scored, problems

@@ -45,18 +45,28 @@ create table if not exists ml.dep_delay_anomalies (
     -- share of flights 15+ min late: its baseline and tail score (volume-aware, like cancels)
     expected_late_share    double precision,
     late_score             double precision,
+    -- flights that left: the weekday norm, the lowest count still ordinary, and a robust z
+    -- of the drop on the log scale (> 0 = fewer flights than expected)
+    expected_flights       double precision,
+    flights_band_low       double precision,
+    volume_score           double precision,
     -- one flag per detector
     flag_isolation_forest  boolean     not null default false,
     flag_arima             boolean     not null default false,
     flag_seasonal_robust   boolean     not null default false,
     flag_cancel_wave       boolean     not null default false,
     flag_delayed_share     boolean     not null default false,
+    flag_volume_drop       boolean     not null default false,
+    -- the ensemble: members' strengths (score / threshold) combined by ensemble_rule;
+    -- is_anomaly = anomaly_score >= 1
+    anomaly_score          double precision,
     is_anomaly             boolean     not null default false,
     anomaly_kind           text        check (anomaly_kind in ('delay', 'cancellation', 'both')),
     severity               text        not null default 'none'
                                        check (severity in ('none', 'low', 'medium', 'high')),
     history_status         text        not null
-                                       check (history_status in ('scored', 'insufficient_history')),
+                                       check (history_status in
+                                              ('scored', 'scored_in_year', 'insufficient_history')),
     ensemble_rule          text,
     model_version          text        not null,
     run_id                 uuid        not null,
@@ -67,3 +77,28 @@ create table if not exists ml.dep_delay_anomalies (
 create index if not exists dep_delay_anomalies_year_idx on ml.dep_delay_anomalies (year);
 create index if not exists dep_delay_anomalies_origin_date_idx
     on ml.dep_delay_anomalies (origin, fl_date);
+
+-- Columns and values added after the table's first release (old warehouses catch up here).
+alter table ml.dep_delay_anomalies add column if not exists expected_flights double precision;
+alter table ml.dep_delay_anomalies add column if not exists flights_band_low double precision;
+alter table ml.dep_delay_anomalies add column if not exists volume_score double precision;
+alter table ml.dep_delay_anomalies
+    add column if not exists flag_volume_drop boolean not null default false;
+alter table ml.dep_delay_anomalies add column if not exists anomaly_score double precision;
+do $$
+begin
+    -- 'scored_in_year' (a first year, judged on its own days) joined the allowed statuses
+    if not exists (
+        select 1 from pg_constraint
+        where conrelid = 'ml.dep_delay_anomalies'::regclass
+          and conname = 'dep_delay_anomalies_history_status_check'
+          and pg_get_constraintdef(oid) like '%scored_in_year%'
+    ) then
+        alter table ml.dep_delay_anomalies
+            drop constraint if exists dep_delay_anomalies_history_status_check;
+        alter table ml.dep_delay_anomalies
+            add constraint dep_delay_anomalies_history_status_check check (
+                history_status in ('scored', 'scored_in_year', 'insufficient_history'));
+    end if;
+end
+$$;
