@@ -66,14 +66,3 @@ def weekday_effect(values: np.ndarray, weekday: np.ndarray) -> np.ndarray:
         if len(v):
             eff[d] = np.median(v)
     return eff
-
-
-def volume_weight(flights: np.ndarray) -> np.ndarray:
-    """sqrt(n / typical n): a mean over few flights is noisier, so its deviations count less.
-
-    Capped so that one unusually busy day is not judged on a much tighter band.
-    """
-    flights = np.asarray(flights, dtype=float)
-    known = flights[flights > 0]
-    ref = np.median(known) if len(known) else 1.0
-    return np.sqrt(np.clip(flights / ref, 0.0, 2.0))

@@ -1,6 +1,6 @@
 """The real-data set: the converter, the labels, and the scorer on a slice of real flights.
 
-`tests/data/flights-2001-slice.parquet` holds every flight of six airports (BOS, LGA, JFK, SEA,
+`tests/fixtures/flights-2001-slice.parquet` holds every flight of six airports (BOS, LGA, JFK, SEA,
 IAH, HOU) from vega-datasets 3.2.1's `flights-3m.parquet` (January-June 2001), the airports of
 the three named disruptions; `make real-data` fetches the whole file for `python -m ml evaluate`.
 """
@@ -19,7 +19,7 @@ from ml.metrics import confusion, events_found, summarise
 from ml.params import Params
 from ml.scoring import score_frame
 
-SLICE = Path(__file__).parent / "data" / "flights-2001-slice.parquet"
+SLICE = Path(__file__).parent / "fixtures" / "flights-2001-slice.parquet"
 AIRPORTS = ["BOS", "HOU", "IAH", "JFK", "LGA", "SEA"]
 
 
