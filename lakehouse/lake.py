@@ -43,8 +43,9 @@ def gold_key(year: int) -> str:
     return f"03_gold/agg_dep_delay_by_date/year/{year}/{year}_03_gold.parquet"
 
 
-# Parts of a streamed S3 upload: memory holds about max_concurrency + 1 of them.
-STREAM_TRANSFER = {"multipart_threshold": 16 << 20, "multipart_chunksize": 16 << 20,
+# A streamed S3 upload keeps at most 10 parts in memory (s3transfer's limit for a stream that
+# cannot seek), so the part size bounds its memory: 8 MiB parts, ~80 MiB.
+STREAM_TRANSFER = {"multipart_threshold": 8 << 20, "multipart_chunksize": 8 << 20,
                    "max_concurrency": 4}
 
 
@@ -205,7 +206,7 @@ class Lake:
         """Publish everything `reader.read()` returns under `key`, streaming, all or nothing.
 
         Local: a temp file beside the target, fsynced, then renamed over it. S3: boto3's
-        managed upload (multipart above 16 MiB, parts read one by one from `reader`); if
+        managed upload (multipart above 8 MiB, parts read one by one from `reader`); if
         `reader` raises, the multipart upload is aborted and no object appears. Either way an
         exception leaves the previous object, or none, under `key`.
         """
