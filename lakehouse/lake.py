@@ -43,10 +43,10 @@ def gold_key(year: int) -> str:
     return f"03_gold/agg_dep_delay_by_date/year/{year}/{year}_03_gold.parquet"
 
 
-# A streamed S3 upload keeps at most 10 parts in memory (s3transfer's limit for a stream that
-# cannot seek), so the part size bounds its memory: 8 MiB parts, ~80 MiB.
+# A streamed S3 upload holds the parts read ahead plus those in flight in memory: the part
+# size times these counts bounds it, whatever the object's size.
 STREAM_TRANSFER = {"multipart_threshold": 8 << 20, "multipart_chunksize": 8 << 20,
-                   "max_concurrency": 4}
+                   "max_concurrency": 4, "max_in_memory_upload_chunks": 4}
 
 
 @dataclass(frozen=True)
@@ -214,8 +214,12 @@ class Lake:
             from boto3.s3.transfer import TransferConfig
 
             bucket, _ = self._bucket_prefix()
-            self._client().upload_fileobj(reader, bucket, self._s3_key(key),
-                                          Config=TransferConfig(**STREAM_TRANSFER))
+            config = TransferConfig(**{k: v for k, v in STREAM_TRANSFER.items()
+                                       if k != "max_in_memory_upload_chunks"})
+            # s3transfer's own setting (boto3's constructor does not take it): how many parts
+            # read from a stream that cannot seek may wait in memory for an upload thread.
+            config.max_in_memory_upload_chunks = STREAM_TRANSFER["max_in_memory_upload_chunks"]
+            self._client().upload_fileobj(reader, bucket, self._s3_key(key), Config=config)
             return
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -238,7 +238,8 @@ def test_s3_lake_zip_reingest_and_interrupted_multipart_upload(s3_lake, tmp_path
     big_bytes = kaggle["2011"]
     assert len(big_bytes) > 3 * (5 << 20)
     monkeypatch.setattr(lake_module, "STREAM_TRANSFER", {
-        "multipart_threshold": 5 << 20, "multipart_chunksize": 5 << 20, "max_concurrency": 2})
+        **lake_module.STREAM_TRANSFER, "multipart_threshold": 5 << 20,
+        "multipart_chunksize": 5 << 20})
     bad = damaged(tmp_path / "bad.zip", {"2011.csv": big_bytes}, "2011.csv", 0.8)
     calls: list[str] = []
     events = boto3._get_default_session().events
