@@ -107,9 +107,9 @@ class _Guarded:
                             "folder instead") from None
         except self._DAMAGED as exc:
             raise UserError(
-                f"{self.member.label}: damaged at or after byte {self.offset:,} of "
-                f"{self.member.size:,} ({exc}); download it again (nothing was written for "
-                f"{self.member.year})") from None
+                f"{self.member.label}: reading failed at byte {self.offset:,} of "
+                f"{self.member.size:,} ({exc}): the file is damaged or incomplete; download it "
+                f"again (nothing was written for {self.member.year})") from None
 
     def read(self, n: int = -1) -> bytes:
         data = self._call(self._fh.read, n)

@@ -203,7 +203,7 @@ def test_damaged_member_leaves_no_object_locally(lake, tmp_path, kaggle):
     assert proc.returncode == 2
     line = proc.stderr.strip()
     assert "\n" not in line and "download it again" in line
-    failed_at = re.search(rf"{re.escape(str(archive))}:2011.csv: damaged at or after byte ([\d,]+)",
+    failed_at = re.search(rf"{re.escape(str(archive))}:2011.csv: reading failed at byte ([\d,]+)",
                           line)
     assert failed_at and int(failed_at.group(1).replace(",", "")) > 4 << 20  # mid-stream
     assert (lake / bronze_key(2009)).read_bytes() == kaggle["2009"]  # complete, kept
@@ -249,7 +249,7 @@ def test_s3_lake_zip_reingest_and_interrupted_multipart_upload(s3_lake, tmp_path
 
     events.register("after-call.s3", handler)
     try:
-        with pytest.raises(UserError, match="2011.csv: damaged at or after byte"):
+        with pytest.raises(UserError, match="2011.csv: reading failed at byte"):
             ingest(bad)
     finally:
         events.unregister("after-call.s3", handler)
