@@ -105,6 +105,9 @@ class _Guarded:
         except NotImplementedError as exc:  # e.g. Deflate64 from some zip tools
             raise UserError(f"{self.member.label}: {exc}; extract the archive and pass the "
                             "folder instead") from None
+        except (PermissionError, FileNotFoundError) as exc:
+            raise UserError(f"{self.member.label}: cannot read it ({exc.strerror}); check the "
+                            "path and its permissions") from None
         except self._DAMAGED as exc:
             raise UserError(
                 f"{self.member.label}: reading failed at byte {self.offset:,} of "
