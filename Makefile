@@ -25,6 +25,8 @@ WITH_DB = if [ -z "$$PGHOST" ]; then $(PY) -m lakehouse.localdb start && eval "$
 
 help:
 	@echo "make demo        generate a sample year ($(ROWS) rows; ROWS=7200000 for a full year) and run the pipeline"
+	@echo "                 (YEAR=$(YEAR); if that year holds real, ingested data the demo uses the next year that does not)"
+	@echo "python -m loaders ingest PATH   your Kaggle download (zip, folder or YYYY.csv) into LAKE_URL's bronze zone"
 	@echo "make test        run the test suite against real services it starts itself"
 	@echo "make db-start    start the local PostgreSQL (only when PGHOST is not set)"
 	@echo "make db-stop     stop it"
@@ -71,10 +73,13 @@ db-env: venv
 	@$(PY) -m lakehouse.localdb env
 
 # The whole etl_ml_pipeline DAG once, in-process (`airflow dags test`), on a generated year.
+# Real (ingested) years are never overwritten: when YEAR holds real data, `demo-year` says so
+# and names the first later year that does not, and the demo runs on that one.
 demo: venv dbt-parse
 	@$(WITH_DB) set -e; \
-	$(PY) -m loaders generate --year $(YEAR) --rows $(ROWS) --seed $(SEED); \
-	$(PY) -m lakehouse.airflow_local demo --year $(YEAR)
+	year=$$($(PY) -m loaders demo-year --year $(YEAR)); \
+	$(PY) -m loaders generate --year $$year --rows $(ROWS) --seed $(SEED); \
+	$(PY) -m lakehouse.airflow_local demo --year $$year
 
 test: venv
 	$(PY) -m pytest

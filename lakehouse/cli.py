@@ -16,8 +16,9 @@ def run_cli(main: Callable[[list[str] | None], int], argv: list[str] | None = No
     try:
         return main(argv) or 0
     except LakeObjectMissing as exc:
-        print(f"error: {exc}; generate it (`python -m loaders generate --year Y`) or upload it "
-              "to the lake's bronze zone, and check LAKE_URL", file=sys.stderr)
+        print(f"error: {exc}; ingest your download (`python -m loaders ingest PATH`) or generate "
+              "a sample year (`python -m loaders generate --year Y`), and check LAKE_URL",
+              file=sys.stderr)
     except (UserError, LocalDbError, WarehouseConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)
     except KeyboardInterrupt:

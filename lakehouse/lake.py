@@ -17,11 +17,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from lakehouse.errors import UserError
+
 DEFAULT_LAKE_URL = "data/lake"
 
 
 def bronze_key(year: int) -> str:
     return f"01_bronze/{year}.csv"
+
+
+def provenance_key(year: int) -> str:
+    """Who wrote `01_bronze/{year}.csv` (generator or ingest), with its size and SHA-256."""
+    return f"01_bronze/_provenance/{year}.json"
 
 
 def labels_key(year: int) -> str:
@@ -36,10 +43,41 @@ def gold_key(year: int) -> str:
     return f"03_gold/agg_dep_delay_by_date/year/{year}/{year}_03_gold.parquet"
 
 
+# A streamed S3 upload holds the parts read ahead plus those in flight in memory: the part
+# size times these counts bounds it, whatever the object's size.
+STREAM_TRANSFER = {"multipart_threshold": 8 << 20, "multipart_chunksize": 8 << 20,
+                   "max_concurrency": 4, "max_in_memory_upload_chunks": 4}
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    size: int
+    # Changes whenever the object is rewritten: the S3 ETag, or a local file's mtime in ns.
+    fingerprint: str
+
+
 class LakeObjectMissing(FileNotFoundError):
     def __init__(self, uri: str):
         super().__init__(f"{uri} does not exist in the lake")
         self.uri = uri
+
+
+@contextlib.contextmanager
+def lake_write_errors(lake: Lake, key: str) -> Iterator[None]:
+    """A lake that cannot be written is a configuration problem: say so in one line."""
+    failures: tuple[type[BaseException], ...] = (OSError,)
+    if lake.is_s3:
+        import boto3.exceptions
+        import botocore.exceptions
+
+        failures += (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError,
+                     boto3.exceptions.S3UploadFailedError)
+    try:
+        yield
+    except failures as exc:
+        raise UserError(f"cannot write {lake.uri(key)}: {' '.join(str(exc).split())}; check "
+                        "LAKE_URL (an existing, writable folder or s3://bucket/prefix) and the "
+                        "AWS_* settings") from exc
 
 
 @dataclass(frozen=True)
@@ -78,8 +116,8 @@ class Lake:
 
         return boto3.client("s3")
 
-    def size(self, key: str) -> int:
-        """Object size in bytes; raises LakeObjectMissing when it is not there."""
+    def head(self, key: str) -> ObjectInfo:
+        """Size and fingerprint; raises LakeObjectMissing when the object is not there."""
         if self.is_s3:
             import botocore.exceptions
 
@@ -90,11 +128,16 @@ class Lake:
                 if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
                     raise LakeObjectMissing(self.uri(key)) from None
                 raise
-            return int(head["ContentLength"])
+            return ObjectInfo(int(head["ContentLength"]), str(head.get("ETag", "")))
         path = self._path(key)
         if not path.is_file():
             raise LakeObjectMissing(self.uri(key))
-        return path.stat().st_size
+        st = path.stat()
+        return ObjectInfo(st.st_size, str(st.st_mtime_ns))
+
+    def size(self, key: str) -> int:
+        """Object size in bytes; raises LakeObjectMissing when it is not there."""
+        return self.head(key).size
 
     def exists(self, key: str) -> bool:
         try:
@@ -158,6 +201,39 @@ class Lake:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(tmp_name)
                 raise
+
+    def write_stream(self, key: str, reader: BinaryIO) -> None:
+        """Publish everything `reader.read()` returns under `key`, streaming, all or nothing.
+
+        Local: a temp file beside the target, fsynced, then renamed over it. S3: boto3's
+        managed upload (multipart above 8 MiB, parts read one by one from `reader`); if
+        `reader` raises, the multipart upload is aborted and no object appears. Either way an
+        exception leaves the previous object, or none, under `key`.
+        """
+        if self.is_s3:
+            from boto3.s3.transfer import TransferConfig
+
+            bucket, _ = self._bucket_prefix()
+            config = TransferConfig(**{k: v for k, v in STREAM_TRANSFER.items()
+                                       if k != "max_in_memory_upload_chunks"})
+            # s3transfer's own setting (boto3's constructor does not take it): how many parts
+            # read from a stream that cannot seek may wait in memory for an upload thread.
+            config.max_in_memory_upload_chunks = STREAM_TRANSFER["max_in_memory_upload_chunks"]
+            self._client().upload_fileobj(reader, bucket, self._s3_key(key), Config=config)
+            return
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as tmp:
+                shutil.copyfileobj(reader, tmp, 1 << 20)
+                tmp.flush()
+                os.fsync(tmp.fileno())
+            os.replace(tmp_name, path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp_name)
+            raise
 
     def put_file(self, local_path: str | os.PathLike, key: str) -> None:
         with open(local_path, "rb") as src, self.open_write(key) as dst:

@@ -1,4 +1,4 @@
-"""`python -m loaders generate|load|export ...`"""
+"""`python -m loaders ingest|generate|load|export ...`"""
 
 from __future__ import annotations
 
@@ -11,6 +11,18 @@ from lakehouse.cli import run_cli
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m loaders", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
+
+    ing = sub.add_parser("ingest", help="copy the Kaggle download (the zip, a folder or one YYYY.csv) "
+                         "into LAKE_URL/01_bronze/")
+    ing.add_argument("path", help="the downloaded zip, a folder of YYYY.csv files, or one YYYY.csv")
+    ing.add_argument("--years", help="only these years, e.g. 2009-2018, 2012 or 2009,2011-2012")
+    ing.add_argument("--replace", action="store_true",
+                     help="overwrite bronze objects that hold different data (real or generated)")
+    ing.add_argument("--json", action="store_true", help="print one JSON summary object, no progress bar")
+
+    demo = sub.add_parser("demo-year", help="print YEAR if the generator may write it, else the "
+                          "first later year holding no real data")
+    demo.add_argument("--year", type=int, required=True)
 
     gen = sub.add_parser("generate", help="write a synthetic Kaggle-format year to LAKE_URL/01_bronze/Y.csv")
     gen.add_argument("--year", type=int, required=True)
@@ -31,6 +43,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "ingest":
+        from loaders.ingest import cli_ingest
+
+        return cli_ingest(args)
+    if args.command == "demo-year":
+        from loaders.provenance import cli_demo_year
+
+        return cli_demo_year(args)
     if args.command == "generate":
         from loaders.generate import cli_generate
 

@@ -20,14 +20,12 @@ bytes, and the labelled events do not depend on `rows`.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import json
 import sys
 import time
 import zoneinfo
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,8 +34,9 @@ import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
 from lakehouse.errors import UserError
-from lakehouse.lake import Lake, bronze_key, labels_key
+from lakehouse.lake import Lake, bronze_key, labels_key, lake_write_errors
 from loaders.airports import Universe, universe
+from loaders.provenance import GENERATED, HashingWriter, require_generator_may_write, write_record
 
 HEADER = (
     "FL_DATE,OP_CARRIER,OP_CARRIER_FL_NUM,ORIGIN,DEST,CRS_DEP_TIME,DEP_TIME,DEP_DELAY,TAXI_OUT,"
@@ -484,34 +483,20 @@ def _validate(year: int, rows: int, seed: int) -> None:
         raise UserError(f"--seed must be a non-negative integer (got {seed})")
 
 
-@contextlib.contextmanager
-def _lake_errors(lake: Lake, key: str) -> Iterator[None]:
-    """A lake that cannot be written is a configuration problem: say so in one line."""
-    failures: tuple[type[BaseException], ...] = (OSError,)
-    if lake.is_s3:
-        import boto3.exceptions
-        import botocore.exceptions
-
-        failures += (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError,
-                     boto3.exceptions.S3UploadFailedError)
-    try:
-        yield
-    except failures as exc:
-        raise UserError(f"cannot write {lake.uri(key)}: {' '.join(str(exc).split())}; check "
-                        "LAKE_URL (an existing, writable folder or s3://bucket/prefix) and the "
-                        "AWS_* settings") from exc
-
-
 def generate_year(year: int, rows: int = 7_200_000, seed: int = 42, lake: Lake | None = None,
                   disruptions: bool = True, progress: bool = False) -> dict:
     """Write `01_bronze/{year}.csv` (exactly `rows` data lines) and `00_labels/{year}.json`.
 
+    The bronze object is recorded as generated (`01_bronze/_provenance/{year}.json`); a
+    bronze object without that record (real, ingested data) is never overwritten: UserError.
     Returns a summary: year, rows, seed, uri, labels_uri, bytes, airports (origins with at
     least one flight), disruptions (count), airport_days (labelled), kinds, seconds.
     """
     _validate(year, rows, seed)
     started = time.perf_counter()
     lake = lake or Lake.from_env()
+    with lake_write_errors(lake, bronze_key(year)):
+        require_generator_may_write(lake, year)
     uni = universe()
     cal = _calendar(year, uni)
     cond = _conditions(cal, uni, np.random.default_rng([seed, year, 1]))
@@ -531,7 +516,8 @@ def generate_year(year: int, rows: int = 7_200_000, seed: int = 42, lake: Lake |
         bar = tqdm(total=rows, unit="rows", unit_scale=True, desc=f"generate {year}",
                    file=sys.stderr)
     try:
-        with _lake_errors(lake, bronze_key(year)), lake.open_write(bronze_key(year)) as fh:
+        with lake_write_errors(lake, bronze_key(year)), lake.open_write(bronze_key(year)) as raw:
+            fh = HashingWriter(raw)
             header = (HEADER + "\n").encode()
             fh.write(header)
             written += len(header)
@@ -549,8 +535,11 @@ def generate_year(year: int, rows: int = 7_200_000, seed: int = 42, lake: Lake |
         if bar is not None:
             bar.close()
     labels = _labels(year, seed, rows, events)
-    with _lake_errors(lake, labels_key(year)), lake.open_write(labels_key(year)) as fh:
-        fh.write(json.dumps(labels, indent=1).encode())
+    with lake_write_errors(lake, labels_key(year)):
+        with lake.open_write(labels_key(year)) as lh:
+            lh.write(json.dumps(labels, indent=1).encode())
+        write_record(lake, year, GENERATED, fh.sha256.hexdigest(), seed=seed, rows=rows,
+                     labels=labels_key(year))
     return {
         "year": year, "rows": rows, "seed": seed,
         "uri": lake.uri(bronze_key(year)), "labels_uri": lake.uri(labels_key(year)),

@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from lakehouse.lake import Lake, bronze_key, labels_key
+from lakehouse.errors import UserError
+from lakehouse.lake import Lake, bronze_key, labels_key, provenance_key
 from loaders.generate import HEADER, generate_year
 
 REPO = Path(__file__).resolve().parents[1]
@@ -356,3 +357,84 @@ def test_no_duplicate_lines_or_flight_numbers(year_200k):
     assert len(set(lines)) == len(lines), "silver would drop exact duplicates"
     flights = {(r["FL_DATE"], r["OP_CARRIER"], r["OP_CARRIER_FL_NUM"], r["ORIGIN"]) for r in rows}
     assert len(flights) == len(rows)
+
+
+# --- demo data never touches real data ------------------------------------------------------
+
+def _record(lake_root: Path, year: int) -> dict:
+    return json.loads((lake_root / provenance_key(year)).read_text())
+
+
+def test_generated_year_is_recorded_and_may_be_regenerated(lake):
+    summary = generate_year(2012, rows=500, seed=1)
+    data = (lake / bronze_key(2012)).read_bytes()
+    rec = _record(lake, 2012)
+    assert rec["origin"] == "generated" and rec["seed"] == 1 and rec["rows"] == 500
+    assert rec["bytes"] == summary["bytes"] == len(data)
+    assert rec["sha256"] == hashlib.sha256(data).hexdigest()
+    # A copied lake has new mtimes but the same bytes: still the generator's own year.
+    os.utime(lake / bronze_key(2012), ns=(1, 1))
+    generate_year(2012, rows=700, seed=2)
+    assert _record(lake, 2012)["rows"] == 700
+
+
+def test_refuses_to_overwrite_a_year_it_did_not_write(lake, tmp_path, capsys):
+    from loaders.ingest import ingest
+
+    real = lake / bronze_key(2012)
+    real.parent.mkdir(parents=True)
+    real.write_bytes(b"uploaded by hand\n")
+    assert run_in_process(["--year", "2012", "--rows", "500"]) == 2
+    line = capsys.readouterr().err.strip()
+    assert "\n" not in line and line.startswith(f"error: {real} was not written by the generator")
+    assert "looks like real data" in line and "--year" in line and "LAKE_URL" in line
+    assert real.read_bytes() == b"uploaded by hand\n"
+
+    # A generated year overwritten by something else is no longer the generator's.
+    generate_year(2013, rows=500, seed=1)
+    (lake / bronze_key(2013)).write_bytes(b"someone else's file\n")
+    with pytest.raises(UserError, match="was not written by the generator"):
+        generate_year(2013, rows=500, seed=1)
+
+    # An ingested year (here a generated file from elsewhere, ingested as the user's own).
+    elsewhere = Lake(str(tmp_path / "elsewhere"))
+    generate_year(2014, rows=500, seed=3, lake=elsewhere)
+    ingest(tmp_path / "elsewhere" / bronze_key(2014))
+    with pytest.raises(UserError, match=r"was not written by the generator \(ingested real data\)"):
+        generate_year(2014, rows=500, seed=3)
+
+
+def test_demo_year_leaves_real_years_alone(lake, tmp_path):
+    from loaders.ingest import ingest
+
+    def demo_year(year: int) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "loaders", "demo-year", "--year", str(year)],
+                              cwd=REPO, env=os.environ.copy(), capture_output=True, text=True,
+                              timeout=120, check=True)
+
+    assert demo_year(2018).stdout.strip() == "2018"  # an empty lake: the year asked for
+    elsewhere = Lake(str(tmp_path / "elsewhere"))
+    for year in (2017, 2018):
+        generate_year(year, rows=300, seed=year, lake=elsewhere)
+    ingest(tmp_path / "elsewhere" / "01_bronze")
+    generate_year(2019, rows=300, seed=1)
+    proc = demo_year(2017)
+    assert proc.stdout.strip() == "2019"  # generated before: the demo may write it again
+    assert f"{lake / bronze_key(2017)} holds real data" in proc.stderr
+    assert demo_year(2019).stdout.strip() == "2019" and demo_year(2019).stderr == ""
+
+
+def test_refuses_to_overwrite_real_data_on_s3(s3_lake):
+    import boto3
+
+    bucket = s3_lake[len("s3://"):].split("/")[0]
+    s3 = boto3.client("s3")
+    generate_year(2013, rows=500, seed=4)
+    rec = json.loads(s3.get_object(Bucket=bucket, Key="lake/01_bronze/_provenance/2013.json")
+                     ["Body"].read())
+    assert rec["origin"] == "generated"
+    generate_year(2013, rows=600, seed=4)  # its own year: allowed
+    s3.put_object(Bucket=bucket, Key="lake/01_bronze/2013.csv", Body=b"a real year\n")
+    with pytest.raises(UserError, match=rf"{s3_lake}/01_bronze/2013.csv was not written by"):
+        generate_year(2013, rows=500, seed=4)
+    assert s3.get_object(Bucket=bucket, Key="lake/01_bronze/2013.csv")["Body"].read() == b"a real year\n"
