@@ -1,32 +1,35 @@
 """The evaluation through the real path: generate (fixed seed) -> load -> dbt build -> score.
 
 A year of history and a labelled year at 1 M rows (a seventh of a real year, so airports have
-a seventh of their flights and much weaker evidence: measured precision 0.95, recall 0.33 for
-seed 7; at 7.2 M rows recall is ~0.8, see docs/ml.md). The ensemble stored in
-ml.dep_delay_anomalies must keep that precision and recall, and beat both original rules'
-F1 by at least 0.2.
+a seventh of their flights and much weaker evidence than at 7.2 M rows; docs/ml.md has both).
+The ensemble's verdicts stored in ml.dep_delay_anomalies must keep a floor of precision and
+recall well below the measured figures, and beat both original rules' F1 by at least 0.2.
+The real-flights side of the evaluation is tested in tests/test_ml_real.py.
 """
 
 from __future__ import annotations
 
 import pytest
 
-from ml.evaluate import evaluate, format_table
+from ml.evaluate import evaluate_generated
+from ml.params import Params
 
 pytestmark = pytest.mark.slow
 
 ROWS = 1_000_000
 SEED = 7
+PRECISION_FLOOR = 0.6  # measured: see the printed table (docs/ml.md)
+RECALL_FLOOR = 0.25
 
 
 def test_the_ensemble_finds_the_labelled_disruptions(pg_env, lake):
-    result = evaluate(first_year=2016, train_years=1, labelled_years=1, clean_years=0,
-                      rows=ROWS, seed=SEED, log=lambda m: None)
+    result = evaluate_generated(first_year=2016, train_years=1, labelled_years=1,
+                                clean_years=0, rows=ROWS, seed=SEED, log=lambda m: None)
     table = result["table"].set_index("detector")
-    print(format_table(result))
-    ensemble = table.loc[f"ensemble:{result['configured_rule']}"]
+    print(table.round(3).to_string())
+    ensemble = table.loc[f"ensemble:{Params().ensemble_rule}"]
     assert ensemble["tp"] + ensemble["fn"] > 60  # the labelled year really has disruptions
-    assert ensemble["precision"] >= 0.85
-    assert ensemble["recall"] >= 0.25
+    assert ensemble["precision"] >= PRECISION_FLOOR
+    assert ensemble["recall"] >= RECALL_FLOOR
     for original in ("original_isolation_forest", "original_arima"):
         assert ensemble["f1"] >= table.loc[original, "f1"] + 0.2, original
