@@ -1,6 +1,6 @@
 """A local PostgreSQL cluster for users (and test runs) that have no warehouse of their own.
 
-`python -m lakehouse.localdb start|stop|status|env [--dir DIR]`
+`python -m lakehouse.localdb start|stop|status|env [--dir DIR] [--port PORT]`
 
 The cluster lives in a git-ignored folder (default `.local/pg`), listens on 127.0.0.1 on a
 free port chosen once and remembered in the folder, and trusts local connections (it is a
@@ -408,10 +408,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lakehouse.localdb", description=__doc__.split("\n\n")[0])
     parser.add_argument("command", choices=["start", "stop", "status", "env"])
     parser.add_argument("--dir", type=Path, default=DEFAULT_DIR, help="cluster folder (default %(default)s)")
+    parser.add_argument("--port", type=int, help="port of a new cluster (default: the first free "
+                        f"one from {FIRST_PORT}); a cluster keeps the port it was created with")
     args = parser.parse_args(argv)
     try:
         if args.command == "start":
-            cluster = start(args.dir)
+            cluster = start(args.dir, port=args.port)
             print(f"local PostgreSQL running on 127.0.0.1:{cluster.port} (data: {cluster.data_dir}); "
                   "to use it from your shell: eval \"$(make -s db-env)\"", file=sys.stderr)
         elif args.command == "stop":
