@@ -16,8 +16,9 @@ export DBT_PROFILES_DIR ?= $(CURDIR)/.local/dbt
 export DO_NOT_TRACK := 1
 
 # Use the caller's warehouse when PGHOST is set, else start (idempotently) the local cluster
-# and export its PG* variables for the rest of the recipe line.
-WITH_DB = if [ -z "$$PGHOST" ]; then $(PY) -m lakehouse.localdb start && eval "$$($(PY) -m lakehouse.localdb env)"; fi;
+# and export its PG* variables for the rest of the recipe line; the recipe stops there when
+# the cluster cannot start (its one-line error is the one to read).
+WITH_DB = if [ -z "$$PGHOST" ]; then { $(PY) -m lakehouse.localdb start && eval "$$($(PY) -m lakehouse.localdb env)"; } || exit 2; fi;
 
 .PHONY: help venv db-start db-stop db-env demo test lint bench-load clean
 .PHONY: dbt-profile dbt-parse dbt-build docs bench-dbt
