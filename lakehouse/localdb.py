@@ -200,6 +200,12 @@ def server_os_user() -> str:
     return FALLBACK_OS_USER
 
 
+def _primary_group(user: str) -> int:
+    import pwd
+
+    return pwd.getpwnam(user).pw_gid
+
+
 def _as_server_user(cmd: list[str]) -> list[str]:
     if _is_root():
         return ["runuser", "-u", server_os_user(), "--", *cmd]
@@ -286,7 +292,7 @@ def _init(base: Path, port: int | None, bins: Binaries) -> Cluster:
     if _is_root():
         # The server user must be able to reach and own its folder.
         user = server_os_user()
-        shutil.chown(base, user=user, group=pwd_group(user))
+        shutil.chown(base, user=user, group=_primary_group(user))
         for parent in base.parents:
             mode = parent.stat().st_mode
             if not mode & 0o001:
@@ -314,12 +320,6 @@ def _init(base: Path, port: int | None, bins: Binaries) -> Cluster:
     # Written last: its presence marks a fully initialised folder.
     (base / "port").write_text(f"{port}\n")
     return Cluster(data_dir=data_dir, port=port)
-
-
-def pwd_group(user: str) -> int:
-    import pwd
-
-    return pwd.getpwnam(user).pw_gid
 
 
 def start(base: Path = DEFAULT_DIR, port: int | None = None) -> Cluster:

@@ -65,6 +65,14 @@ def test_the_server_is_the_embedded_one(embedded_env):
                              str(base)], env=embedded_env, cwd=REPO, capture_output=True,
                             text=True, check=True).stdout
     assert status.startswith("running") and "embedded" in status
+    # The cluster keeps the kind that created it: asking for the other one is a clear error.
+    other = subprocess.run([sys.executable, "-m", "lakehouse.localdb", "start", "--dir",
+                            str(base)], env={**embedded_env, "LAKEHOUSE_PG": "system"}, cwd=REPO,
+                           capture_output=True, text=True, check=False)
+    assert other.returncode == 2
+    assert other.stderr.startswith("error: LAKEHOUSE_PG=system but the cluster in ")
+    assert "created with the embedded binaries" in other.stderr
+    assert len(other.stderr.strip().splitlines()) == 1
 
 
 def test_loader_roles_and_dbt_build_on_the_embedded_server(embedded_env, tmp_path, monkeypatch):
