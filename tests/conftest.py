@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -30,6 +31,27 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # so `pytest` works as well as `python -m pytest`
 
 from lakehouse import localdb
+
+POSTGRES_PROGRAMS = re.compile(r"^(pg_.*|initdb|postgres|postmaster|psql)$")
+
+
+def path_without_postgres(shadow_root: Path) -> str:
+    """PATH with every PostgreSQL program hidden and everything else kept: each PATH folder
+    holding one is replaced by a folder of symlinks to all its other entries (as on a machine
+    that never had PostgreSQL installed)."""
+    parts = []
+    for i, folder in enumerate(os.environ.get("PATH", "").split(os.pathsep)):
+        entries = sorted(os.listdir(folder)) if os.path.isdir(folder) else []
+        if not any(POSTGRES_PROGRAMS.match(name) for name in entries):
+            parts.append(folder)
+            continue
+        shadow = shadow_root / f"path{i}"
+        shadow.mkdir(parents=True)
+        for name in entries:
+            if not POSTGRES_PROGRAMS.match(name):
+                (shadow / name).symlink_to(os.path.join(folder, name))
+        parts.append(str(shadow))
+    return os.pathsep.join(parts)
 
 
 def free_port() -> int:
