@@ -20,6 +20,7 @@ import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 
 from ml.baselines import loo_rolling_median, robust_scale, weekday_effect
 from ml.counts import count_anomaly, rate_at_score
@@ -139,7 +140,7 @@ def seasonal_robust(s: AirportSeries, p: Params, ctx: dict) -> Detection:
     for _ in range(2):
         expected, eff = _seasonal_baseline(y, wd, exclude, p.level_half_width)
         u = y - expected
-        sd = delay_scale(u, s.flights, exclude, p.flight_delay_sd)
+        sd = delay_scale(u, s.flights, exclude, s.flight_delay_sd(p.flight_delay_sd))
         z = u / sd
         exclude = exclude | _nan_gt(np.abs(z), p.delay_z)
     ctx["exclude_delay"] = exclude
@@ -153,6 +154,17 @@ def seasonal_robust(s: AirportSeries, p: Params, ctx: dict) -> Detection:
 # --------------------------------------------------------------------------------------------
 # Volume collapse: far fewer flights left than the airport's norm for that weekday
 # --------------------------------------------------------------------------------------------
+def thin_schedule_days(dates: pd.DatetimeIndex) -> np.ndarray:
+    """Days on which US airlines fly a planned, much thinner schedule: New Year's Day,
+    Independence Day, Thanksgiving Day, Christmas Eve and Day, New Year's Eve. Their drop in
+    flights is the schedule, not a disruption (cancellations on them are still judged)."""
+    month, day = dates.month.to_numpy(), dates.day.to_numpy()
+    thanksgiving = (month == 11) & (dates.day_of_week.to_numpy() == 3) & (day >= 22) & (day <= 28)
+    fixed = (((month == 1) & (day == 1)) | ((month == 7) & (day == 4))
+             | ((month == 12) & np.isin(day, (24, 25, 31))))
+    return thanksgiving | fixed
+
+
 def volume_drop(s: AirportSeries, p: Params, ctx: dict) -> Detection:
     """Flag days on which the flights that left collapsed against the weekday norm.
 
@@ -161,7 +173,8 @@ def volume_drop(s: AirportSeries, p: Params, ctx: dict) -> Detection:
     cancelled). Modelled on log(1 + flights): level by leave-one-out rolling median, weekday
     profile, robust scale of the residuals; one-sided (a busy day is not an anomaly). A flag
     needs the drop to be improbable for this airport (z) and large (at most
-    1 - volume_min_drop of the expected flights), so a holiday's thinner schedule is not a storm.
+    1 - volume_min_drop of the expected flights) and not be one of the days airlines plan a
+    thinner schedule for (`thin_schedule_days`).
     """
     flown = np.where(s.scheduled > 0, s.flights, np.nan)
     x = np.log1p(flown)
@@ -175,7 +188,8 @@ def volume_drop(s: AirportSeries, p: Params, ctx: dict) -> Detection:
     expected = np.expm1(expected_log)
     ratio = np.divide(flown, expected, out=np.full(len(s), np.nan), where=expected > 0)
     conditions = (_nan_gt(1.0 - ratio, p.volume_min_drop - 1e-12)
-                  & _nan_gt(expected, p.delay_min_flights - 1e-12))
+                  & _nan_gt(expected, p.delay_min_flights - 1e-12)
+                  & ~thin_schedule_days(s.dates))
     band_low = np.minimum(np.expm1(expected_log - p.volume_z * scale),
                           expected * (1.0 - p.volume_min_drop))
     det = Detection.gated(expected, band_low, np.full(len(s), np.nan), z, p.volume_z, conditions)
@@ -461,7 +475,7 @@ def arima(s: AirportSeries, p: Params, ctx: dict) -> Detection:
     out.warnings = sorted({f"{w_.category.__name__}: {w_.message}" for w_ in caught})
     expected = pred + centre + eff
     u = y - expected
-    sd = delay_scale(u, s.flights, exclude, p.flight_delay_sd)
+    sd = delay_scale(u, s.flights, exclude, s.flight_delay_sd(p.flight_delay_sd))
     z = u / sd
     half_band = p.arima_z * sd
     gated = _delay_detection(expected, half_band, u, z, s.flights, ctx, p, p.arima_z)

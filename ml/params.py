@@ -15,12 +15,12 @@ class Params:
     min_history_days: int = 28  # fewer days with flights than this: insufficient_history
     # seasonal robust detector (weekday profile + leave-one-out rolling median level)
     level_half_width: int = 14
-    delay_z: float = 5.5
+    delay_z: float = 6.0
     delay_min_excess: float = 15.0  # minutes above expected: a delay flag needs a real effect
     delay_large_excess: float = 30.0  # minutes: a day this late flags at delay_large_z ...
     delay_large_z: float = 3.0  # ... a lower z (volatile airports' bad days)
-    flight_delay_sd: float = 30.0  # spread of single flights' delays (the sampling noise)
-    delay_min_flights: int = 20  # below this, a delay flag also needs the delayed-share support
+    flight_delay_sd: float = 30.0  # spread of single flights' delays when gold has no sd_dep_delay
+    delay_min_flights: int = 50  # below this, a delay flag also needs the delayed-share support
     late_support: float = 4.0  # ... of at least this tail score
     # volume collapse (flights flown against the weekday norm, log scale)
     volume_z: float = 4.0
@@ -41,7 +41,7 @@ class Params:
     # ARIMA (done right: order searched once by AIC, robust residual scale, one-sided)
     arima_max_p: int = 2
     arima_max_q: int = 2
-    arima_z: float = 5.5
+    arima_z: float = 6.0
     # the original pipeline's rules, kept for the evaluation's comparison rows
     original_contamination: float = 0.01
     original_arima_max_pq: int = 4

@@ -72,7 +72,8 @@ NAMED_EVENTS = (
 
 def to_gold(path: Path | str = DEFAULT_PATH, batch_rows: int = 500_000) -> pd.DataFrame:
     """Gold-shaped daily rows (id, origin, fl_date, year, flights, scheduled_flights,
-    cancelled_flights, mean_dep_delay, cancel_rate, delayed_15_flights), read batch by batch.
+    cancelled_flights, mean_dep_delay, cancel_rate, delayed_15_flights, sd_dep_delay), read
+    batch by batch (partial sums and sums of squares per day, added up at the end).
 
     scheduled = flown (the file has no cancelled flights), so the cancellation detector sees
     nothing here and a storm shows only as a collapse in volume and a jump in delay.
@@ -90,12 +91,16 @@ def to_gold(path: Path | str = DEFAULT_PATH, batch_rows: int = 500_000) -> pd.Da
             frame = batch.to_pandas()
             frame["fl_date"] = frame["date"].dt.normalize()
             frame["late"] = frame["delay"] >= 15
+            frame["delay_sq"] = frame["delay"].astype(float) ** 2
             parts.append(frame.groupby(["origin", "fl_date"]).agg(
-                flights=("delay", "size"), delay_sum=("delay", "sum"), late=("late", "sum")))
+                flights=("delay", "size"), delay_sum=("delay", "sum"), late=("late", "sum"),
+                delay_sq=("delay_sq", "sum")))
     daily = pd.concat(parts).groupby(level=[0, 1]).sum().reset_index()
     # six flights of 2001-06-30 are dated 07-01 00:00 (midnight departures): not a day of data
     daily = daily[daily["fl_date"].dt.year == YEAR]
     daily = daily[daily["fl_date"] < pd.Timestamp(YEAR, 7, 1)]
+    n = daily["flights"].astype(float)
+    variance = (daily["delay_sq"] - daily["delay_sum"] ** 2 / n) / (n - 1).where(n > 1)
     out = pd.DataFrame({
         "id": daily["origin"] + daily["fl_date"].dt.strftime("%Y%m%d"),
         "origin": daily["origin"],
@@ -107,6 +112,7 @@ def to_gold(path: Path | str = DEFAULT_PATH, batch_rows: int = 500_000) -> pd.Da
         "mean_dep_delay": daily["delay_sum"] / daily["flights"],
         "cancel_rate": 0.0,
         "delayed_15_flights": daily["late"].astype(int),
+        "sd_dep_delay": np.sqrt(variance.clip(lower=0)),
     })
     return out.sort_values(["origin", "fl_date"]).reset_index(drop=True)
 

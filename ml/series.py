@@ -33,6 +33,15 @@ class AirportSeries:
     cancelled: np.ndarray
     target: np.ndarray  # True on the days of the year being scored (with a gold row)
     delayed: np.ndarray | None = None  # flights that left 15+ minutes late (NaN if unknown)
+    delay_sd: np.ndarray | None = None  # spread of single flights' delays that day (NaN if unknown)
+
+    def flight_delay_sd(self, default: float) -> float:
+        """The airport's typical spread of single flights' delays: the median of its days'
+        standard deviations (a storm day's wide spread does not move it), else `default`."""
+        if self.delay_sd is None:
+            return default
+        known = self.delay_sd[np.isfinite(self.delay_sd) & (self.flights >= 2)]
+        return float(np.median(known)) if len(known) >= 7 else default
 
     @property
     def weekday(self) -> np.ndarray:
@@ -66,6 +75,8 @@ class AirportSeries:
             cancelled=spread(frame["cancelled_flights"].fillna(0).to_numpy(), 0, float),
             target=spread((frame["year"] == year).to_numpy(), False, bool),
             delayed=spread(_delayed_counts(frame), np.nan, float),
+            delay_sd=(spread(frame["sd_dep_delay"].to_numpy(dtype=float, na_value=np.nan),
+                             np.nan, float) if "sd_dep_delay" in frame else None),
         )
 
     @classmethod

@@ -26,6 +26,8 @@ GOLD_READ_COLUMNS = [
     "id", "origin", "fl_date", "year", "flights", "scheduled_flights", "cancelled_flights",
     "mean_dep_delay", "cancel_rate", "delayed_15_flights",
 ]
+# read when gold has them (a gold built before they existed still scores, with defaults)
+GOLD_OPTIONAL_COLUMNS = ["sd_dep_delay"]
 # Serialises concurrent DDL from parallel scoring runs (any constant the others do not use).
 DDL_LOCK_KEY = 0x6D6C5F646463  # "ml_ddc"
 
@@ -50,11 +52,15 @@ def read_gold(conn: psycopg.Connection, year: int, history_years: int) -> pd.Dat
             "gold.agg_dep_delay_by_date does not exist: build gold first "
             "(`dbt build --project-dir dbt_project --vars '{year: Y}'`)"
         )
+    present = set(conn.execute(
+        "select column_name from information_schema.columns "
+        "where table_schema = %s and table_name = %s", GOLD_TABLE).fetchall())
+    columns = GOLD_READ_COLUMNS + [c for c in GOLD_OPTIONAL_COLUMNS if (c,) in present]
     query = sql.SQL(
         "copy (select {cols} from {table} where year between %s and %s) "
         "to stdout (format csv, header)"
     ).format(
-        cols=sql.SQL(", ").join(sql.Identifier(c) for c in GOLD_READ_COLUMNS),
+        cols=sql.SQL(", ").join(sql.Identifier(c) for c in columns),
         table=sql.Identifier(*GOLD_TABLE),
     )
     buf = io.BytesIO()

@@ -40,6 +40,7 @@ daily as (
             as fractional_delay,
         count(*) filter (where not is_cancelled and dep_delay >= 15) as delayed_15_flights,
         max(dep_delay) filter (where not is_cancelled) as max_dep_delay,
+        stddev_samp(dep_delay) filter (where not is_cancelled) as sd_dep_delay,
         percentile_cont(array[0.5, 0.9]) within group (order by dep_delay)
             filter (where not is_cancelled and dep_delay is not null) as dep_delay_percentiles
     from flights
@@ -73,7 +74,8 @@ final as (
         delayed_15_flights::integer as delayed_15_flights,
         (delayed_15_flights::double precision / nullif(flights, 0)::double precision)
             as share_delayed_15,
-        max_dep_delay
+        max_dep_delay,
+        sd_dep_delay
     from totals
 )
 
