@@ -1,15 +1,27 @@
-"""docker-compose.yaml, checked without a Docker engine: services, pinned images, health
-checks, start order, every referenced file and every ${VAR}, and images built from the locks."""
+"""docker-compose.yaml, checked without a Docker engine.
+
+From the YAML and the Dockerfiles: services and profiles, pinned images (and a BSD-licensed
+Redis), health checks, a condition on every `depends_on`, every directory a non-root service
+writes, secrets only from .env, superuser credentials only in the init services, the images
+built from the locks. And the containers' own scripts, run outside Docker where they can be:
+docker/airflow/init.sh against a real PostgreSQL as root dropping to an unprivileged uid,
+docker/lake-init.sh against moto's S3 server.
+"""
 
 from __future__ import annotations
 
 import fnmatch
+import json
+import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 import tomllib
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
+import psycopg
 import pytest
 import yaml
 
@@ -22,8 +34,12 @@ ENV_EXAMPLE = dict(
     if line and not line.startswith("#")
 )
 ONE_SHOT = {name for name, svc in SERVICES.items() if svc.get("restart") == "no"}
+INIT = {"minio-init", "airflow-init"}  # the only services given a superuser credential
+SERVERS = {"postgres", "minio"}        # ... besides the servers whose superuser it is
+SUPERUSER_SECRETS = {"WAREHOUSE_PASSWORD", "MINIO_ROOT_PASSWORD"}
 # Host folders docker creates when missing (the user's own data); everything else must exist.
-USER_DATA_MOUNTS = {"./data/lake"}
+USER_DATA_MOUNTS = {"./data/import"}
+AIRFLOW_UID = "50000"
 
 
 def _locked_version(lock: Path, package: str) -> str:
@@ -38,19 +54,51 @@ def _dockerfiles() -> dict[str, Path]:
             for name, svc in SERVICES.items() if "build" in svc}
 
 
-def test_services_of_the_stack_and_the_celery_profile():
-    assert {"postgres", "minio", "lake-init", "airflow-init", "airflow-apiserver",
+def _profile(name: str) -> set[str]:
+    return {n for n, svc in SERVICES.items() if svc.get("profiles") == [name]}
+
+
+def test_services_of_the_stack_and_the_profiles():
+    assert {"postgres", "minio", "minio-init", "lake-init", "airflow-init", "airflow-apiserver",
             "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer",
             "superset"} <= set(SERVICES)
-    default = {n for n, s in SERVICES.items() if "profiles" not in s}
-    celery = {n for n, s in SERVICES.items() if s.get("profiles") == ["celery"]}
-    assert celery == {"redis", "airflow-worker"}
-    assert "redis" not in default
+    assert _profile("celery") == {"redis", "airflow-worker"}
+    assert _profile("cli") == {"airflow-cli"}
+    assert all(s.get("profiles") in (None, ["celery"], ["cli"]) for s in SERVICES.values())
     airflow = [n for n in SERVICES if n.startswith("airflow-")]
     for name in airflow:
-        assert SERVICES[name]["environment"]["AIRFLOW__CORE__EXECUTOR"] == \
-            "${AIRFLOW_EXECUTOR:-LocalExecutor}", name
-    assert SERVICES["airflow-worker"]["command"][:3] == ["airflow", "celery", "worker"]
+        env = SERVICES[name]["environment"]
+        assert env["AIRFLOW__CORE__EXECUTOR"] == "${AIRFLOW_EXECUTOR:-LocalExecutor}", name
+        assert env["AIRFLOW__CORE__AUTH_MANAGER"].endswith("fab_auth_manager.FabAuthManager}"), name
+        assert env["AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION"] == "true", name
+
+
+def test_the_celery_profile_is_complete():
+    worker, redis = SERVICES["airflow-worker"], SERVICES["redis"]
+    assert worker["command"][:3] == ["airflow", "celery", "worker"]
+    assert worker["depends_on"]["redis"] == {"condition": "service_healthy"}
+    broker = worker["environment"]["AIRFLOW__CELERY__BROKER_URL"]
+    assert re.fullmatch(r"redis://redis:6379/\d+", broker)
+    assert worker["environment"]["AIRFLOW__CELERY__RESULT_BACKEND"].startswith("db+postgresql://")
+    assert worker["environment"]["DUMB_INIT_SETSID"] == "0"
+    assert "ports" not in redis  # the broker has no password: never published
+    # The executor switch, the image's Celery provider and the worker count come from .env.
+    assert {"AIRFLOW_EXECUTOR", "LAKEHOUSE_CELERY", "AIRFLOW_WORKERS"} <= set(ENV_EXAMPLE)
+    assert worker["build"]["args"]["INSTALL_CELERY"] == "${LAKEHOUSE_CELERY:-false}"
+    dockerfile = (REPO / "docker/airflow/Dockerfile").read_text()
+    assert re.search(r'if \[ "\$INSTALL_CELERY" = "true" \].*\n.*"\$CELERY_PROVIDER"', dockerfile)
+    assert re.search(r"^ARG CELERY_PROVIDER=apache-airflow-providers-celery==[\d.]+$",
+                     dockerfile, re.MULTILINE)
+
+
+def test_redis_is_a_bsd_licensed_line():
+    # Redis 7.4 and later are RSALv2/SSPL; 7.2 and Valkey are BSD-3-Clause.
+    image = SERVICES["redis"]["image"]
+    match = re.fullmatch(r"redis:(\d+)\.(\d+)\.\d+(-\w+)?", image)
+    if match:
+        assert (int(match[1]), int(match[2])) <= (7, 2), image
+    else:
+        assert re.fullmatch(r"valkey/valkey:\d+\.\d+\.\d+(-\w+)?", image), image
 
 
 def test_every_image_is_pinned():
@@ -77,11 +125,13 @@ def test_airflow_image_is_the_locked_airflow_version():
 
 
 def test_long_running_services_have_health_checks_and_start_in_order():
-    assert ONE_SHOT == {"lake-init", "airflow-init"}
+    assert ONE_SHOT == {"minio-init", "lake-init", "airflow-init"}
     for name, svc in SERVICES.items():
-        if name not in ONE_SHOT:
+        if name not in ONE_SHOT and svc.get("profiles") != ["cli"]:
             assert svc.get("healthcheck", {}).get("test"), f"{name} has no health check"
-        for dep, cond in svc.get("depends_on", {}).items():
+        depends = svc.get("depends_on", {})
+        assert isinstance(depends, dict), f"{name}: depends_on without conditions"
+        for dep, cond in depends.items():
             assert dep in SERVICES and dep != name, (name, dep)
             condition = cond["condition"]
             if dep in ONE_SHOT:
@@ -89,8 +139,13 @@ def test_long_running_services_have_health_checks_and_start_in_order():
             else:
                 assert condition == "service_healthy", (name, dep)
     assert "postgres" in SERVICES["airflow-init"]["depends_on"]
-    assert "minio" in SERVICES["lake-init"]["depends_on"]
+    assert "minio-init" in SERVICES["lake-init"]["depends_on"]
+    assert "lake-init" in SERVICES["airflow-scheduler"]["depends_on"]
     assert "airflow-init" in SERVICES["superset"]["depends_on"]  # creates its warehouse login
+    for name in SERVICES:
+        if name.startswith("airflow-") and name != "airflow-init":
+            assert SERVICES[name]["depends_on"]["airflow-init"] == \
+                {"condition": "service_completed_successfully"}, name
 
 
 def test_every_referenced_file_exists():
