@@ -227,3 +227,331 @@ def test_new_env_fills_every_placeholder(tmp_path):
     again = subprocess.run([sys.executable, str(REPO / "docker/new_env.py"), "--out", str(out)],
                            check=False, capture_output=True, text=True)
     assert again.returncode == 2 and again.stderr.count("\n") == 1
+
+
+# --- least privilege --------------------------------------------------------------------------
+
+SECRETS = {name for name in ENV_EXAMPLE if re.search(r"PASSWORD|SECRET|FERNET", name)}
+
+
+def _env_refs(value) -> set[str]:
+    return set(re.findall(r"\$\{([A-Za-z_][A-Za-z0-9_]*)", str(value)))
+
+
+def test_every_secret_is_required_from_env_without_default():
+    assert {"WAREHOUSE_PASSWORD", "MINIO_ROOT_PASSWORD", "MINIO_LAKE_PASSWORD",
+            "LAKEHOUSE_LOADER_PASSWORD", "LAKEHOUSE_TRANSFORM_PASSWORD",
+            "LAKEHOUSE_ML_PASSWORD"} <= SECRETS
+    with_default = set(re.findall(r"\$\{([A-Za-z_][A-Za-z0-9_]*):?-", COMPOSE_TEXT))
+    assert not SECRETS & with_default, SECRETS & with_default
+
+
+def test_superuser_credentials_reach_only_the_init_services():
+    for name, svc in SERVICES.items():  # the YAML loader has resolved every anchor and merge
+        refs = set().union(*(_env_refs(v) for v in svc.get("environment", {}).values()))
+        if name in INIT | SERVERS:
+            continue
+        assert not refs & SUPERUSER_SECRETS, (name, refs & SUPERUSER_SECRETS)
+        env = svc.get("environment", {})
+        assert env.get("PGUSER") != "${WAREHOUSE_USER}", name
+        assert env.get("AWS_ACCESS_KEY_ID", "${MINIO_LAKE_USER}") == "${MINIO_LAKE_USER}", name
+    assert SERVICES["airflow-init"]["environment"]["PGPASSWORD"] == "${WAREHOUSE_PASSWORD}"
+    assert SERVICES["minio-init"]["environment"]["MINIO_ROOT_PASSWORD"] == "${MINIO_ROOT_PASSWORD}"
+
+
+def test_each_part_logs_in_as_its_own_login():
+    env = SERVICES["airflow-scheduler"]["environment"]
+    for part in ("loader", "transform", "ml"):
+        assert env[f"LAKEHOUSE_{part.upper()}_DB_USER"] == f"lakehouse_{part}_login"
+        assert env[f"LAKEHOUSE_{part.upper()}_PASSWORD"] == f"${{LAKEHOUSE_{part.upper()}_PASSWORD}}"
+    # dbt (Cosmos) reads the connection: the transform login, building as its group role.
+    assert env["AIRFLOW_CONN_WAREHOUSE"].startswith(
+        "postgresql://lakehouse_transform_login:${LAKEHOUSE_TRANSFORM_PASSWORD}@postgres:")
+    assert env["DBT_ROLE"] == "lakehouse_transform"
+    assert "LAKEHOUSE_SUPERSET_PASSWORD" not in env  # only Superset and the init that sets it
+    init = (REPO / "docker/airflow/init.sh").read_text()
+    assert "python -m lakehouse.roles apply --superset-login --part-logins" in init
+
+
+def test_the_lake_user_is_limited_to_the_lake_bucket():
+    script = (REPO / "docker/minio/init.sh").read_text()
+    policy = json.loads(re.search(r"<<JSON\n(.*?)\nJSON", script, re.DOTALL)[1])
+    resources = {r for st in policy["Statement"] for r in st["Resource"]}
+    assert resources == {"arn:aws:s3:::$LAKE_BUCKET", "arn:aws:s3:::$LAKE_BUCKET/*"}
+    actions = {a for st in policy["Statement"] for a in st["Action"]}
+    assert all(a.startswith("s3:") and "*" not in a for a in actions), actions
+    assert not {a for a in actions if "Bucket" in a and a.startswith(("s3:Create", "s3:Delete",
+                                                                          "s3:PutBucket"))}
+    assert {st["Effect"] for st in policy["Statement"]} == {"Allow"}
+    for step in ("mc mb --ignore-existing", "mc admin policy create", "mc admin user add",
+                 "mc admin policy attach"):
+        assert step in script, step
+    subprocess.run(["sh", "-n", str(REPO / "docker/minio/init.sh")], check=True)
+    minio_init = SERVICES["minio-init"]
+    assert minio_init["image"] == SERVICES["minio"]["image"]  # its `mc` is the health check's
+
+
+def test_no_sample_data_unless_asked():
+    lake_init = SERVICES["lake-init"]["environment"]
+    assert lake_init["LAKEHOUSE_SAMPLE_YEARS"] == "${LAKEHOUSE_SAMPLE_YEARS:-}"
+    assert ENV_EXAMPLE["LAKEHOUSE_SAMPLE_YEARS"] == ""
+    assert not {k for k in lake_init if k.startswith("PG")}  # it never needs the warehouse
+
+
+# --- who writes where ---------------------------------------------------------------------------
+
+# Facts of the base images (not visible in our Dockerfiles): the official Airflow image's user
+# `airflow` (uid 50000, gid 0) owns AIRFLOW_HOME and its logs folder.
+BASE_IMAGE_OWNED = {"docker/airflow/Dockerfile": {"/opt/airflow": "airflow",
+                                                  "/opt/airflow/logs": "airflow"}}
+IMAGE_USERS = {"airflow": "50000", "superset": "50000"}
+
+
+def _dockerfile_ownership(path: Path) -> tuple[dict[str, str], str]:
+    """Directory -> owner after the build, and the image's final USER. A small model of
+    Docker: WORKDIR creates a missing folder as root, RUN mkdir as the current USER, COPY
+    --chown and chown set the owner; a RUN as a non-root user may only create inside folders
+    that user owns."""
+    rel = str(path.relative_to(REPO)) if path.is_relative_to(REPO) else path.name
+    owned = dict(BASE_IMAGE_OWNED.get(rel, {}))
+    user, workdir = ("airflow" if "AIRFLOW_IMAGE" in path.read_text() else "root"), "/"
+    stages = path.read_text().replace("\\\n", " ").split("\nFROM ")
+    for line in stages[-1].splitlines():
+        words = line.split()
+        if not words:
+            continue
+        if words[0] == "USER":
+            user = words[1].split(":")[0]
+        elif words[0] == "WORKDIR":
+            workdir = str(PurePosixPath(workdir, words[1]))
+            owned.setdefault(workdir, "root")  # whatever USER says (the classic builder)
+        elif words[0] == "COPY":
+            chown = next((w.split("=", 1)[1].split(":")[0] for w in words if w.startswith("--chown=")), "root")
+            if not any(w.startswith("--from=") for w in words):
+                # COPY gives its owner to what it creates; a folder that exists keeps its own.
+                owned.setdefault(str(PurePosixPath(workdir, words[-1])), chown)
+        elif words[0] == "RUN":
+            for cmd in " ".join(words[1:]).split("&&"):
+                args = cmd.split()
+                if not args:
+                    continue
+                targets = [str(PurePosixPath(workdir, a)) for a in args[1:] if not a.startswith("-")]
+                if args[0] == "mkdir":
+                    for target in targets:
+                        parent = str(PurePosixPath(target).parent)
+                        if user != "root":
+                            assert owned.get(parent) == user, \
+                                f"{rel}: `{cmd.strip()}` as {user} in {parent} owned by {owned.get(parent, 'root')}"
+                        owned[target] = user
+                elif args[0] == "chown" and user == "root":
+                    owner = args[1].split(":")[0] if not args[1].startswith("-") else args[2].split(":")[0]
+                    for target in targets[1:]:
+                        owned[target] = owner
+    return owned, user
+
+
+def test_every_directory_a_service_writes_is_its_own():
+    images = {}
+    for name, dockerfile in _dockerfiles().items():
+        images[name] = _dockerfile_ownership(dockerfile)
+    init = SERVICES["airflow-init"]
+    assert init["user"] == "0:0"
+    prepared = set(init["environment"]["AIRFLOW_WRITABLE_DIRS"].split())
+    assert init["environment"]["AIRFLOW_UID"] == AIRFLOW_UID
+    init_mounts = set(init.get("volumes", []))
+    checked = 0
+    for name, (owned, image_user) in images.items():
+        svc = SERVICES[name]
+        if svc.get("user") == "0:0":
+            continue
+        uid = svc.get("user", IMAGE_USERS[image_user]).split(":")[0]
+        assert uid != "0", f"{name} runs as root"
+        user = {v: k for k, v in IMAGE_USERS.items() if k == image_user}.get(uid, image_user)
+        for vol in svc.get("volumes", []):
+            source, target, *mode = vol.split(":")
+            if mode == ["ro"]:
+                continue
+            checked += 1
+            ok_in_image = owned.get(target) == user
+            ok_by_init = target in prepared and vol in init_mounts
+            assert ok_in_image or ok_by_init, (
+                f"{name} writes {target} ({source}) owned by {owned.get(target, 'root')} "
+                f"in its image and not prepared by airflow-init")
+    assert checked >= 10
+
+
+def test_the_ownership_model_catches_a_non_root_mkdir(tmp_path):
+    # The shape of a real mistake: WORKDIR creates the folder as root, then the image's user
+    # cannot create anything in it.
+    bad = tmp_path / "Dockerfile"
+    bad.write_text("FROM python:3.11.11-slim-bookworm\nWORKDIR /opt/x\nUSER app\n"
+                   "RUN mkdir -p .dbt && cp a .dbt/\n")
+    with pytest.raises(AssertionError, match="as app in /opt/x owned by root"):
+        _dockerfile_ownership(bad)
+
+
+def test_fab_provider_is_pinned_in_the_airflow_image_only():
+    dockerfile = (REPO / "docker/airflow/Dockerfile").read_text()
+    assert re.search(r"^ARG FAB_PROVIDER=apache-airflow-providers-fab==[\d.]+$", dockerfile, re.MULTILINE)
+    assert 'pip install --no-cache-dir "$FAB_PROVIDER" -c /opt/lakehouse/requirements.txt' in dockerfile
+
+
+def test_deploy_page_covers_the_walk_through():
+    page = (REPO / "docs/deploy.md").read_text()
+    for needed in ("# Deploy with docker compose", "python docker/new_env.py",
+                   "docker compose up -d --build", "http://localhost:8080", "http://localhost:8088",
+                   "http://localhost:9001", "python -m loaders ingest", "pg_dump",
+                   "--profile celery", "LAKEHOUSE_SAMPLE_YEARS", "SUPERSET_REIMPORT",
+                   "docker compose build"):
+        assert needed in page, needed
+
+
+# --- the containers' scripts, run outside Docker ---------------------------------------------
+
+VENV_BIN = str(Path(sys.executable).parent)
+NOBODY = 65534
+# The venv's interpreter lives under a private home on these machines: the unprivileged uid
+# may read (not write) anything, as it could in the image, where the code is world-readable.
+READ_ANYWHERE = "--inh-caps=+dac_read_search --ambient-caps=+dac_read_search"
+
+
+def _script_env(**extra: str) -> dict[str, str]:
+    keep = {k: v for k, v in os.environ.items()
+            if not k.startswith(("PG", "AIRFLOW", "LAKEHOUSE", "AWS_", "LAKE_"))}
+    return {**keep, "PATH": f"{VENV_BIN}:{os.environ['PATH']}", "PYTHONPATH": str(REPO),
+            "DO_NOT_TRACK": "1", **extra}
+
+
+@pytest.fixture
+def init_dirs():
+    """An image's /opt/airflow (owned by the unprivileged uid) and two fresh volumes: one whose
+    mount point the image lacks (auth: Docker makes it root's) and one it has (logs)."""
+    base = Path(tempfile.mkdtemp(prefix="lakehouse-airflow-init-"))
+    os.chmod(base, 0o755)
+    home = base / "airflow"
+    home.mkdir()
+    os.chown(home, NOBODY, 0)
+    (base / "logs").mkdir(mode=0o755)  # root's, as a volume made by an older image
+    try:
+        yield base
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the root step needs root (CI runs as root)")
+def test_airflow_init_as_root_prepares_the_volumes_then_works_unprivileged(roles_cluster, init_dirs):
+    cluster = roles_cluster.env()
+    with psycopg.connect(host=cluster["PGHOST"], port=cluster["PGPORT"], user=cluster["PGUSER"],
+                         dbname="postgres", autocommit=True) as admin:
+        for db in ("airflow_meta", "lakehouse_compose"):
+            admin.execute(f'drop database if exists "{db}"')
+            admin.execute(f'create database "{db}"')
+    auth, logs = init_dirs / "auth", init_dirs / "logs"
+    env = _script_env(
+        AIRFLOW_HOME=str(init_dirs / "airflow"),
+        AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=(
+            f"postgresql+psycopg2://{cluster['PGUSER']}@127.0.0.1:{cluster['PGPORT']}/airflow_meta"),
+        AIRFLOW__CORE__LOAD_EXAMPLES="false",
+        AIRFLOW__LOGGING__BASE_LOG_FOLDER=str(logs),
+        AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE=str(auth / "passwords.json"),
+        AIRFLOW_UID=str(NOBODY), AIRFLOW_WRITABLE_DIRS=f"{auth} {logs}",
+        AIRFLOW_INIT_SETPRIV_ARGS=READ_ANYWHERE,
+        AIRFLOW_ADMIN_USER="admin", AIRFLOW_ADMIN_PASSWORD="ui-secret",
+        PGHOST=cluster["PGHOST"], PGPORT=cluster["PGPORT"], PGUSER=cluster["PGUSER"],
+        PGDATABASE="lakehouse_compose",
+        LAKEHOUSE_LOADER_PASSWORD="l-secret", LAKEHOUSE_TRANSFORM_PASSWORD="t-secret",
+        LAKEHOUSE_ML_PASSWORD="m-secret", LAKEHOUSE_SUPERSET_PASSWORD="s-secret",
+    )
+    script = str(REPO / "docker/airflow/init.sh")
+
+    # Without the root step (the service started as its own uid) the fresh volume is not
+    # writable and init fails: the failure this script exists to prevent.
+    as_uid = ["setpriv", f"--reuid={NOBODY}", "--regid=0", "--clear-groups",
+              *READ_ANYWHERE.split(), "--"]
+    unprepared = subprocess.run([*as_uid, "bash", "-c", f"mkdir -p {auth} && touch {logs}/x"],
+                                env=env, capture_output=True, text=True, check=False)
+    assert unprepared.returncode != 0 and "Permission denied" in unprepared.stderr
+
+    for attempt in range(2):  # every `docker compose up` runs it again
+        run = subprocess.run(["bash", script], env=env, capture_output=True, text=True,
+                             check=False, timeout=600)
+        assert run.returncode == 0, (attempt, run.stdout[-2000:], run.stderr[-3000:])
+        for folder in (auth, logs):
+            assert (folder.stat().st_uid, folder.stat().st_gid) == (NOBODY, 0), folder
+        passwords = auth / "passwords.json"
+        assert passwords.stat().st_uid == NOBODY  # written by the unprivileged part
+        assert passwords.stat().st_mode & 0o777 == 0o600
+        assert json.loads(passwords.read_text()) == {"admin": "ui-secret"}
+    assert "part logins lakehouse_loader_login, lakehouse_transform_login, lakehouse_ml_login" \
+        in run.stderr
+    with psycopg.connect(host=cluster["PGHOST"], port=cluster["PGPORT"], user=cluster["PGUSER"],
+                         dbname="airflow_meta", autocommit=True) as meta:
+        assert meta.execute("select count(*) from alembic_version").fetchone() == (1,)
+        assert meta.execute("select to_regclass('public.dag') is not null").fetchone() == (True,)
+    with psycopg.connect(host=cluster["PGHOST"], port=cluster["PGPORT"], user=cluster["PGUSER"],
+                         dbname="lakehouse_compose", autocommit=True) as wh:
+        logins = dict(wh.execute(
+            "select rolname, rolpassword from pg_authid where rolcanlogin "
+            "and rolname like 'lakehouse\\_%'").fetchall())
+    assert set(logins) == {"lakehouse_loader_login", "lakehouse_transform_login",
+                           "lakehouse_ml_login", "lakehouse_superset"}
+    assert all(p.startswith("SCRAM-SHA-256$") for p in logins.values())
+
+
+def _s3():
+    import boto3
+
+    return boto3.client("s3")
+
+
+def _lake_init(**extra: str) -> subprocess.CompletedProcess:
+    lake = {k: v for k, v in os.environ.items() if k.startswith("AWS_") or k == "LAKE_URL"}
+    env = _script_env(**{**lake, **extra})
+    return subprocess.run(["bash", str(REPO / "docker/lake-init.sh")], env=env, cwd=REPO,
+                          capture_output=True, text=True, check=False, timeout=300)
+
+
+def _keys(bucket: str) -> dict[str, str]:
+    listing = _s3().list_objects_v2(Bucket=bucket).get("Contents", [])
+    return {o["Key"]: o["ETag"] for o in listing}
+
+
+def test_lake_init_reports_the_lake_and_fabricates_nothing(s3_lake):
+    bucket = s3_lake.removeprefix("s3://").split("/")[0]
+    _s3().put_object(Bucket=bucket, Key="lake/01_bronze/2017.csv", Body=b"a real year\n")
+    before = _keys(bucket)
+    run = _lake_init(LAKEHOUSE_YEARS="2016-2018")
+    assert run.returncode == 0, run.stderr
+    assert "bronze years present: 2017" in run.stdout
+    assert "not in the lake yet: 2016, 2018" in run.stdout
+    assert "python -m loaders ingest" in run.stdout
+    assert _keys(bucket) == before  # nothing generated, the write probe cleaned up
+
+
+def test_lake_init_generates_sample_years_only_when_asked(s3_lake):
+    bucket = s3_lake.removeprefix("s3://").split("/")[0]
+    _s3().put_object(Bucket=bucket, Key="lake/01_bronze/2017.csv", Body=b"a real year\n")
+    real = _keys(bucket)["lake/01_bronze/2017.csv"]
+    asked = {"LAKEHOUSE_YEARS": "2017-2018", "LAKEHOUSE_SAMPLE_YEARS": "2017 2018",
+                 "LAKEHOUSE_SAMPLE_ROWS": "2000"}
+    run = _lake_init(**asked)
+    assert run.returncode == 0, run.stderr
+    assert "bronze 2017 is already in the lake: left as it is" in run.stdout
+    keys = _keys(bucket)
+    assert keys["lake/01_bronze/2017.csv"] == real
+    assert "lake/01_bronze/2018.csv" in keys
+    head = _s3().get_object(Bucket=bucket, Key="lake/01_bronze/2018.csv")["Body"].read(200)
+    assert head.startswith(b"FL_DATE,OP_CARRIER,")
+    again = _lake_init(**asked)
+    assert again.returncode == 0, again.stderr
+    assert _keys(bucket) == keys  # idempotent: no year is generated twice
+
+
+def test_lake_init_errors_are_one_line(s3_lake):
+    bad_years = _lake_init(LAKEHOUSE_YEARS="2018", LAKEHOUSE_SAMPLE_YEARS="18")
+    assert bad_years.returncode == 2
+    assert bad_years.stderr.count("\n") == 1 and '"18" is not a year' in bad_years.stderr
+    no_bucket = _lake_init(LAKEHOUSE_YEARS="2018", LAKE_URL="s3://no-such-bucket-here/lake")
+    assert no_bucket.returncode == 1
+    assert no_bucket.stderr.count("\n") == 1
+    assert "cannot write the lake s3://no-such-bucket-here/lake" in no_bucket.stderr
