@@ -533,7 +533,7 @@ def test_lake_init_generates_sample_years_only_when_asked(s3_lake):
     _s3().put_object(Bucket=bucket, Key="lake/01_bronze/2017.csv", Body=b"a real year\n")
     real = _keys(bucket)["lake/01_bronze/2017.csv"]
     asked = {"LAKEHOUSE_YEARS": "2017-2018", "LAKEHOUSE_SAMPLE_YEARS": "2017 2018",
-                 "LAKEHOUSE_SAMPLE_ROWS": "2000"}
+             "LAKEHOUSE_SAMPLE_ROWS": "2000"}
     run = _lake_init(**asked)
     assert run.returncode == 0, run.stderr
     assert "bronze 2017 is already in the lake: left as it is" in run.stdout
