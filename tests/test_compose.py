@@ -15,15 +15,19 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
+import time
 import tomllib
 from pathlib import Path, PurePosixPath
 
 import psycopg
 import pytest
 import yaml
+
+from tests.conftest import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 COMPOSE_TEXT = (REPO / "docker-compose.yaml").read_text()
@@ -559,3 +563,70 @@ def test_lake_init_errors_are_one_line(s3_lake):
     assert no_bucket.returncode == 1
     assert no_bucket.stderr.count("\n") == 1
     assert "cannot write the lake s3://no-such-bucket-here/lake" in no_bucket.stderr
+
+
+@pytest.fixture
+def iam_s3():
+    """moto's server with IAM enforced: after the first 5 requests (the set-up below), every
+    request is checked against its caller's policies, the way MinIO checks its users'."""
+    import boto3
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        env={**os.environ, "INITIAL_NO_AUTH_ACTION_COUNT": "5"},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                    break
+            except OSError:
+                time.sleep(0.1)
+        root = {"endpoint_url": endpoint, "region_name": "us-east-1",
+                "aws_access_key_id": "root", "aws_secret_access_key": "root"}
+        script = (REPO / "docker/minio/init.sh").read_text()
+        policy = re.search(r"<<JSON\n(.*?)\nJSON", script, re.DOTALL)[1]
+        s3, iam = boto3.client("s3", **root), boto3.client("iam", **root)
+        s3.create_bucket(Bucket="lake")
+        s3.create_bucket(Bucket="other")
+        iam.create_user(UserName="pipeline")
+        iam.put_user_policy(UserName="pipeline", PolicyName="lakehouse-lake",
+                            PolicyDocument=policy.replace("$LAKE_BUCKET", "lake"))
+        key = iam.create_access_key(UserName="pipeline")["AccessKey"]
+        yield {"AWS_ENDPOINT_URL": endpoint, "AWS_DEFAULT_REGION": "us-east-1",
+               "AWS_ACCESS_KEY_ID": key["AccessKeyId"],
+               "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"]}
+    finally:
+        os.killpg(proc.pid, 15)
+        proc.wait(timeout=10)
+
+
+def test_the_lake_policy_allows_the_lake_bucket_and_nothing_else(iam_s3):
+    import boto3
+    from botocore.exceptions import ClientError
+
+    user = boto3.client("s3", endpoint_url=iam_s3["AWS_ENDPOINT_URL"], region_name="us-east-1",
+                        aws_access_key_id=iam_s3["AWS_ACCESS_KEY_ID"],
+                        aws_secret_access_key=iam_s3["AWS_SECRET_ACCESS_KEY"])
+    user.put_object(Bucket="lake", Key="lake/01_bronze/2018.csv", Body=b"x")
+    assert user.get_object(Bucket="lake", Key="lake/01_bronze/2018.csv")["Body"].read() == b"x"
+    assert user.list_objects_v2(Bucket="lake")["KeyCount"] == 1
+    user.delete_object(Bucket="lake", Key="lake/01_bronze/2018.csv")
+    for denied in (lambda: user.put_object(Bucket="other", Key="a", Body=b"x"),
+                   lambda: user.list_objects_v2(Bucket="other"),
+                   lambda: user.create_bucket(Bucket="mine"),
+                   lambda: user.delete_bucket(Bucket="lake"),
+                   lambda: user.list_buckets(),
+                   lambda: user.put_bucket_policy(Bucket="lake", Policy="{}")):
+        with pytest.raises(ClientError, match="AccessDenied"):
+            denied()
+    # lake-init and the generator work with exactly these rights; another bucket is refused.
+    ok = _lake_init(**iam_s3, LAKE_URL="s3://lake/lake", LAKEHOUSE_YEARS="2017-2018",
+                    LAKEHOUSE_SAMPLE_YEARS="2018", LAKEHOUSE_SAMPLE_ROWS="1000")
+    assert ok.returncode == 0, ok.stderr
+    assert "bronze years present: none" in ok.stdout
+    assert user.head_object(Bucket="lake", Key="lake/01_bronze/2018.csv")["ContentLength"] > 0
+    refused = _lake_init(**iam_s3, LAKE_URL="s3://other/lake", LAKEHOUSE_YEARS="2018")
+    assert refused.returncode == 1 and "AccessDenied" in refused.stderr
