@@ -105,6 +105,27 @@ def test_redis_is_a_bsd_licensed_line():
         assert re.fullmatch(r"valkey/valkey:\d+\.\d+\.\d+(-\w+)?", image), image
 
 
+# Keys of the Compose specification this file may use (a typo such as `healtcheck` or
+# `depend_on` would otherwise be ignored by nothing but a real engine).
+SERVICE_KEYS = {"image", "build", "user", "environment", "volumes", "depends_on", "command",
+                "entrypoint", "ports", "healthcheck", "restart", "profiles", "deploy"}
+HEALTHCHECK_KEYS = {"test", "interval", "timeout", "retries", "start_period"}
+BUILD_KEYS = {"context", "dockerfile", "args"}
+
+
+def test_only_compose_specification_keys():
+    assert set(COMPOSE) <= {"name", "services", "volumes", "x-airflow-common"}
+    for name, svc in SERVICES.items():
+        assert set(svc) <= SERVICE_KEYS, (name, set(svc) - SERVICE_KEYS)
+        assert set(svc.get("healthcheck", {})) <= HEALTHCHECK_KEYS, name
+        assert set(svc.get("build", {})) <= BUILD_KEYS, name
+        assert svc.get("restart", "no") in {"no", "unless-stopped", "always", "on-failure"}, name
+        assert set(svc.get("deploy", {})) <= {"replicas"}, name
+        for vol in svc.get("volumes", []):
+            source = vol.split(":")[0]
+            assert source.startswith((".", "/")) or source in COMPOSE["volumes"], (name, vol)
+
+
 def test_every_image_is_pinned():
     images = {n: s["image"] for n, s in SERVICES.items() if "image" in s}
     for name, svc in SERVICES.items():
