@@ -651,3 +651,57 @@ def test_the_lake_policy_allows_the_lake_bucket_and_nothing_else(iam_s3):
     assert user.head_object(Bucket="lake", Key="lake/01_bronze/2018.csv")["ContentLength"] > 0
     refused = _lake_init(**iam_s3, LAKE_URL="s3://other/lake", LAKEHOUSE_YEARS="2018")
     assert refused.returncode == 1 and "AccessDenied" in refused.stderr
+
+
+@pytest.mark.slow
+def test_the_dag_runs_with_the_stacks_logins_and_no_owner_credential(roles_cluster, tmp_path,
+                                                                      tmp_path_factory):
+    """The compose wiring of the warehouse, on a real DAG run: dbt through the connection as the
+    transform login, the loader and scoring as their own logins (LAKEHOUSE_<PART>_DB_USER), the
+    owner's credential nowhere in the run's environment. A part given another part's login
+    cannot write its schema, so a green run shows each used its own."""
+    from lakehouse import airflow_local
+    from lakehouse.lake import Lake
+    from loaders.generate import generate_year
+
+    cluster = roles_cluster.env()
+    owner = {**cluster, "PGDATABASE": "compose_pipeline"}
+    with psycopg.connect(host=owner["PGHOST"], port=owner["PGPORT"], user=owner["PGUSER"],
+                         dbname="postgres", autocommit=True) as admin:
+        admin.execute("drop database if exists compose_pipeline")
+        admin.execute("create database compose_pipeline")
+    logins = {f"LAKEHOUSE_{p.upper()}_{k}": v for p in ("loader", "transform", "ml")
+              for k, v in (("DB_USER", f"lakehouse_{p}_login"), ("PASSWORD", f"{p}-pw"))}
+    applied = subprocess.run(
+        [sys.executable, "-m", "lakehouse.roles", "apply", "--superset-login", "--part-logins"],
+        env=_script_env(**owner, **logins), cwd=REPO, capture_output=True, text=True, check=False)
+    assert applied.returncode == 0, applied.stderr
+
+    lake = tmp_path / "lake"
+    generate_year(2016, rows=60_000, seed=11, lake=Lake(str(lake)))
+    manifest = airflow_local.dbt_parse(tmp_path_factory.mktemp("dbt-target"))
+    transform = {**owner, "PGUSER": "lakehouse_transform_login", "PGPASSWORD": "transform-pw"}
+    home = tmp_path / "airflow"
+    env = airflow_local.airflow_env(home, pg_env=transform,
+                                    base=_script_env(LAKE_URL=str(lake), **logins,
+                                                     DBT_ROLE="lakehouse_transform"))
+    env["LAKEHOUSE_DBT_MANIFEST"] = str(manifest)
+    assert json.loads(env["AIRFLOW_CONN_WAREHOUSE"])["login"] == env["PGUSER"] == \
+        "lakehouse_transform_login"
+    airflow_local.prepare_home(env)
+    log = tmp_path / "run.log"
+    code, tasks = airflow_local.run_dag(env, {"year": 2016}, log)
+    failed = {t: i["state"] for t, i in tasks.items() if i["state"] != "success"}
+    assert code == 0 and tasks and not failed, f"DAG run failed: {failed}; log: {log.read_text()[-3000:]}"
+
+    with psycopg.connect(host=owner["PGHOST"], port=owner["PGPORT"], user=owner["PGUSER"],
+                         dbname="compose_pipeline", autocommit=True) as c:
+        owners = dict(c.execute(
+            "select n.nspname, string_agg(distinct pg_get_userbyid(c.relowner), ',') "
+            "from pg_class c join pg_namespace n on n.oid = c.relnamespace "
+            "where n.nspname in ('staging', 'silver', 'gold', 'ml') and c.relkind in ('r', 'p', 'v') "
+            "group by 1").fetchall())
+        scored = c.execute("select count(*) from ml.dep_delay_anomalies where year = 2016").fetchone()[0]
+    assert owners == {"staging": "lakehouse_loader", "silver": "lakehouse_transform",
+                      "gold": "lakehouse_transform", "ml": "lakehouse_ml"}
+    assert scored > 0
