@@ -705,3 +705,47 @@ def test_the_dag_runs_with_the_stacks_logins_and_no_owner_credential(roles_clust
     assert owners == {"staging": "lakehouse_loader", "silver": "lakehouse_transform",
                       "gold": "lakehouse_transform", "ml": "lakehouse_ml"}
     assert scored > 0
+
+
+@pytest.mark.slow
+@pytest.mark.superset
+def test_superset_container_imports_once_and_never_resets_the_admin(tmp_path, pg_env):
+    """What `manage.py serve` (the superset service) does at each start: the first imports the
+    bundle and creates the admin; a later one keeps a password changed in the UI and the
+    dashboards as users left them; SUPERSET_REIMPORT=1 imports again."""
+    import sqlite3
+
+    env = {**_script_env(**pg_env), "SUPERSET_HOME": str(tmp_path / "home"),
+           "SUPERSET_ADMIN_PASSWORD": "from-env"}
+    subprocess.run(["make", "-s", ".venv-superset/.synced"], cwd=REPO, env=env, check=True,
+                   capture_output=True, timeout=1800)
+    python = str(REPO / ".venv-superset/bin/python")
+    start = [python, "-c", ("import sys; sys.path.insert(0, 'superset'); import manage; "
+                           "manage.setup(keep_user_changes=True)")]
+
+    def admin_hash() -> str:
+        with sqlite3.connect(tmp_path / "home" / "superset.db") as db:
+            return db.execute("select password from ab_user where username = 'admin'").fetchone()[0]
+
+    def run(**extra: str) -> subprocess.CompletedProcess:
+        done = subprocess.run(start, cwd=REPO, env={**env, **extra}, capture_output=True,
+                              text=True, check=False, timeout=900)
+        assert done.returncode == 0, done.stderr[-3000:]
+        return done
+
+    run()
+    bundle = tmp_path / "home" / "bundle.zip"
+    imported_at = bundle.stat().st_mtime
+    assert (tmp_path / "home" / "bundle-imported").read_text() == "1.0.0\n"
+    # The admin changes the password in the UI (the same call the UI's form makes).
+    superset_env = {**env, "FLASK_APP": "superset.app:create_app()",
+                    "SUPERSET_CONFIG_PATH": str(REPO / "superset/superset_config.py"),
+                    "SUPERSET_SECRET_KEY": (tmp_path / "home" / "secret_key").read_text().strip()}
+    subprocess.run([str(REPO / ".venv-superset/bin/superset"), "fab", "reset-password",
+                    "--username", "admin", "--password", "changed-in-the-ui"],
+                   env=superset_env, cwd=REPO, check=True, capture_output=True, timeout=600)
+    changed = admin_hash()
+
+    again = run(SUPERSET_ADMIN_PASSWORD="from-env-edited")
+    assert "SUPERSET_REIMPORT=1 imports the bundle again" in again.stderr
+    assert admin_hash() == changed and bundle.stat().st_mtime == imported_at
