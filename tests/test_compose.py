@@ -485,11 +485,11 @@ def test_airflow_init_as_root_prepares_the_volumes_then_works_unprivileged(roles
         AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE=str(auth / "passwords.json"),
         AIRFLOW_UID=str(NOBODY), AIRFLOW_WRITABLE_DIRS=f"{auth} {logs}",
         AIRFLOW_INIT_SETPRIV_ARGS=READ_ANYWHERE,
-        AIRFLOW_ADMIN_USER="admin", AIRFLOW_ADMIN_PASSWORD="ui-secret",
+        AIRFLOW_ADMIN_USER="admin", AIRFLOW_ADMIN_PASSWORD="ui-secret",  # pragma: allowlist secret
         PGHOST=cluster["PGHOST"], PGPORT=cluster["PGPORT"], PGUSER=cluster["PGUSER"],
         PGDATABASE="lakehouse_compose",
-        LAKEHOUSE_LOADER_PASSWORD="l-secret", LAKEHOUSE_TRANSFORM_PASSWORD="t-secret",
-        LAKEHOUSE_ML_PASSWORD="m-secret", LAKEHOUSE_SUPERSET_PASSWORD="s-secret",
+        LAKEHOUSE_LOADER_PASSWORD="l-secret", LAKEHOUSE_TRANSFORM_PASSWORD="t-secret",  # pragma: allowlist secret
+        LAKEHOUSE_ML_PASSWORD="m-secret", LAKEHOUSE_SUPERSET_PASSWORD="s-secret",  # pragma: allowlist secret
     )
     script = str(REPO / "docker/airflow/init.sh")
 
@@ -680,7 +680,7 @@ def test_the_dag_runs_with_the_stacks_logins_and_no_owner_credential(roles_clust
     lake = tmp_path / "lake"
     generate_year(2016, rows=60_000, seed=11, lake=Lake(str(lake)))
     manifest = airflow_local.dbt_parse(tmp_path_factory.mktemp("dbt-target"))
-    transform = {**owner, "PGUSER": "lakehouse_transform_login", "PGPASSWORD": "transform-pw"}
+    transform = {**owner, "PGUSER": "lakehouse_transform_login", "PGPASSWORD": "transform-pw"}  # pragma: allowlist secret
     home = tmp_path / "airflow"
     env = airflow_local.airflow_env(home, pg_env=transform,
                                     base=_script_env(LAKE_URL=str(lake), **logins,
@@ -716,7 +716,7 @@ def test_superset_container_imports_once_and_never_resets_the_admin(tmp_path, pg
     import sqlite3
 
     env = {**_script_env(**pg_env), "SUPERSET_HOME": str(tmp_path / "home"),
-           "SUPERSET_ADMIN_PASSWORD": "from-env"}
+           "SUPERSET_ADMIN_PASSWORD": "from-env"}  # pragma: allowlist secret
     subprocess.run(["make", "-s", ".venv-superset/.synced"], cwd=REPO, env=env, check=True,
                    capture_output=True, timeout=1800)
     python = str(REPO / ".venv-superset/bin/python")
