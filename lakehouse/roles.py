@@ -1,12 +1,18 @@
-"""Least-privilege roles in the warehouse: `python -m lakehouse.roles apply [--superset-login]`.
+"""Least-privilege roles in the warehouse:
+`python -m lakehouse.roles apply [--superset-login] [--part-logins]`.
 
 `apply` runs `lakehouse/sql/roles.sql` (idempotent, one transaction) as the user in the PG*
 variables, who must be able to create roles (the warehouse owner). With `--superset-login` it
 also creates a LOGIN role for Superset (name from LAKEHOUSE_SUPERSET_DB_USER, default
-`lakehouse_superset`) that is a member of `lakehouse_reader` and read-only; its password comes
-only from LAKEHOUSE_SUPERSET_PASSWORD and is hashed on the client before it is sent. Without
-that variable the role has no password and can only log in where pg_hba trusts it (the local
-cluster).
+`lakehouse_superset`) that is a member of `lakehouse_reader` and read-only. With
+`--part-logins` it creates one LOGIN role per writing part (loader, transform, ml; names from
+LAKEHOUSE_<PART>_DB_USER, default `lakehouse_<part>_login`), each a member of its part's group
+role only, for a server where the parts must not share the owner's credential
+(`lakehouse.warehouse.connect(part=...)` uses them when LAKEHOUSE_<PART>_DB_USER is set).
+
+Every password comes only from the environment (LAKEHOUSE_SUPERSET_PASSWORD,
+LAKEHOUSE_<PART>_PASSWORD) and is hashed on the client before it is sent; a role whose variable
+is unset has no password and can only log in where pg_hba trusts it (the local cluster).
 """
 
 from __future__ import annotations
@@ -25,6 +31,13 @@ from lakehouse.warehouse import PART_ROLES, connect
 
 ROLES_SQL = Path(__file__).with_name("sql") / "roles.sql"
 DEFAULT_SUPERSET_USER = "lakehouse_superset"
+# The parts that write: each gets a login of its own on a server (the reader's is Superset's).
+LOGIN_PARTS = ("loader", "transform", "ml")
+
+
+def part_login_name(part: str) -> str:
+    """The LOGIN role a part connects as: LAKEHOUSE_<PART>_DB_USER or `lakehouse_<part>_login`."""
+    return os.environ.get(f"LAKEHOUSE_{part.upper()}_DB_USER") or f"lakehouse_{part}_login"
 
 
 def apply(conn: psycopg.Connection | None = None) -> list[str]:
@@ -50,8 +63,13 @@ def ensure_login_role(
     name: str = DEFAULT_SUPERSET_USER,
     member_of: str = "lakehouse_reader",
     password: str | None = None,
+    read_only: bool = True,
 ) -> None:
-    """A read-only LOGIN role inheriting `member_of`; the password, if any, is sent hashed."""
+    """A LOGIN role inheriting `member_of`; the password, if any, is sent hashed.
+
+    `read_only` makes read-only the default of its sessions (the dashboards' login); a part's
+    login writes, and its group role's grants are what limit it.
+    """
     ident = sql.Identifier(name)
     with conn.transaction():
         exists = conn.execute("select 1 from pg_roles where rolname = %s", (name,)).fetchone()
@@ -64,10 +82,25 @@ def ensure_login_role(
             ).decode()
             conn.execute(sql.SQL("alter role {} password {}").format(ident, sql.Literal(hashed)))
         conn.execute(sql.SQL("grant {} to {}").format(sql.Identifier(member_of), ident))
-        # Defence in depth: even a mistaken grant cannot make a dashboard write.
-        conn.execute(
-            sql.SQL("alter role {} set default_transaction_read_only = on").format(ident)
-        )
+        if read_only:
+            # Defence in depth: even a mistaken grant cannot make a dashboard write.
+            conn.execute(
+                sql.SQL("alter role {} set default_transaction_read_only = on").format(ident)
+            )
+        else:
+            conn.execute(sql.SQL("alter role {} reset default_transaction_read_only").format(ident))
+
+
+def ensure_part_logins(conn: psycopg.Connection) -> list[str]:
+    """One LOGIN role per writing part, member of that part's group role only."""
+    names = []
+    for part in LOGIN_PARTS:
+        name = part_login_name(part)
+        ensure_login_role(conn, name, member_of=PART_ROLES[part],
+                          password=os.environ.get(f"LAKEHOUSE_{part.upper()}_PASSWORD"),
+                          read_only=False)
+        names.append(name)
+    return names
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -76,6 +109,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--superset-login", action="store_true",
         help="also create the read-only LOGIN role Superset connects as",
+    )
+    parser.add_argument(
+        "--part-logins", action="store_true",
+        help="also create a LOGIN role per writing part (loader, transform, ml)",
     )
     args = parser.parse_args(argv)
     try:
@@ -92,6 +129,8 @@ def main(argv: list[str] | None = None) -> int:
             name = os.environ.get("LAKEHOUSE_SUPERSET_DB_USER", DEFAULT_SUPERSET_USER)
             ensure_login_role(conn, name, password=os.environ.get("LAKEHOUSE_SUPERSET_PASSWORD"))
             done += f"; login role {name!r} reads through lakehouse_reader"
+        if args.part_logins:
+            done += f"; part logins {', '.join(ensure_part_logins(conn))}"
     print(done, file=sys.stderr)
     return 0
 

@@ -56,17 +56,24 @@ def connect(part: str | None = None, **kwargs) -> psycopg.Connection:
 
     `part` is one of PART_ROLES (`loader`, `transform`, `ml`, `reader`); the role is assumed
     when it exists, the session user is a member and the roles script has run in this
-    database. Keyword arguments go to psycopg.connect.
+    database. When LAKEHOUSE_<PART>_DB_USER is set (a server with a login per part, see
+    `python -m lakehouse.roles apply --part-logins`) the part logs in as that user with
+    LAKEHOUSE_<PART>_PASSWORD instead of PGUSER/PGPASSWORD. Keyword arguments go to
+    psycopg.connect.
     """
     env = libpq_env()
+    user, password = env.get("PGUSER"), env.get("PGPASSWORD")
+    if part is not None and os.environ.get(f"LAKEHOUSE_{part.upper()}_DB_USER"):
+        user = os.environ[f"LAKEHOUSE_{part.upper()}_DB_USER"]
+        password = os.environ.get(f"LAKEHOUSE_{part.upper()}_PASSWORD")
     params = {
         "host": env.get("PGHOST"),
         "port": env.get("PGPORT"),
-        "user": env.get("PGUSER"),
+        "user": user,
         "dbname": env.get("PGDATABASE"),
     }
-    if env.get("PGPASSWORD"):
-        params["password"] = env["PGPASSWORD"]
+    if password:
+        params["password"] = password
     params = {k: v for k, v in params.items() if v}
     conn = psycopg.connect(**params, **kwargs)
     if part is not None:

@@ -4,7 +4,8 @@
     python superset/manage.py setup                     metadata db, admin user, import the bundle
     python superset/manage.py start                     setup, then serve in the background
     python superset/manage.py stop                      stop what `start` started (process group)
-    python superset/manage.py serve                     setup, then serve in the foreground (containers)
+    python superset/manage.py serve                     setup, then serve in the foreground (containers;
+                                                        imports once, never resets the admin password)
     python superset/manage.py screenshot --out PNG      the dashboard in headless Chromium
 
 State lives in SUPERSET_HOME (default `.local/superset`, git-ignored): the SQLite metadata, a
@@ -282,7 +283,19 @@ def _refresh_bundle_objects(bundle: Path, env: dict[str, str]) -> int:
     return int(proc.stdout.strip().splitlines()[-1])
 
 
-def setup() -> dict[str, str]:
+# In SUPERSET_HOME (a volume in compose): the bundle version the server imported last.
+IMPORT_MARKER = "bundle-imported"
+
+
+def setup(keep_user_changes: bool = False) -> dict[str, str]:
+    """Metadata DB, admin user, dashboards.
+
+    `keep_user_changes` (a server, `serve`): the admin's password is set when the user is
+    created and never reset, and the bundle is imported on the first start only (a marker in
+    SUPERSET_HOME), so what users change in the UI survives restarts; SUPERSET_REIMPORT=1
+    imports it again. Without it (`make superset`) every start applies the bundle and the
+    generated password, so edits to the bundle's sources take effect at once.
+    """
     env = superset_env()
     password = _generated("admin_password", "SUPERSET_ADMIN_PASSWORD")
     uri = warehouse_uri()
@@ -290,12 +303,18 @@ def setup() -> dict[str, str]:
     created = _superset("fab", "create-admin", "--username", ADMIN, "--firstname", "Lakehouse",
                         "--lastname", "Admin", "--email", "admin@localhost",
                         "--password", password, env=env)
-    if "already exists" in created.stdout + created.stderr:
+    if "already exists" in created.stdout + created.stderr and not keep_user_changes:
         _superset("fab", "reset-password", "--username", ADMIN, "--password", password, env=env)
     _superset("init", env=env)
+    marker = home() / IMPORT_MARKER
+    if keep_user_changes and marker.exists() and os.environ.get("SUPERSET_REIMPORT") != "1":
+        print(f"dashboards imported before ({marker}): kept as they are; "
+              "SUPERSET_REIMPORT=1 imports the bundle again", file=sys.stderr)
+        return env
     bundle = build_bundle(home() / "bundle.zip", uri=uri)
     _superset("import-dashboards", "-p", str(bundle), "-u", ADMIN, env=env)
     _refresh_bundle_objects(bundle, env)
+    marker.write_text(f"{VERSION}\n")
     return env
 
 
@@ -340,7 +359,7 @@ def _gunicorn_cmd(host: str, port: int) -> list[str]:
 
 def serve(host: str, port: int) -> None:
     """Set up, then become the web server (PID 1 in a container gets the signals)."""
-    env = setup()
+    env = setup(keep_user_changes=True)
     cmd = _gunicorn_cmd(host, port)
     os.execve(cmd[0], cmd, env)
 

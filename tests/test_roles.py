@@ -186,3 +186,54 @@ def test_cli_error_is_one_line(db, monkeypatch):
     assert out.returncode == 2
     assert out.stderr.count("\n") == 1 and "no_such_database" in out.stderr
     assert "PGDATABASE" in out.stderr
+
+
+def test_part_logins_each_reach_only_their_part(db, monkeypatch):
+    """A server's login per part: the owner's credential stays with the init step."""
+    for part in roles.LOGIN_PARTS:
+        monkeypatch.setenv(f"LAKEHOUSE_{part.upper()}_PASSWORD", f"{part}-only-in-the-env")
+    for _ in range(2):  # idempotent, as the compose init runs it on every start
+        out = subprocess.run(
+            [sys.executable, "-m", "lakehouse.roles", "apply", "--part-logins"],
+            check=False, capture_output=True, text=True, cwd=REPO,
+        )
+        assert out.returncode == 0, out.stderr
+    with connect(autocommit=True) as c:
+        rows = c.execute(
+            "select r.rolname, r.rolcanlogin, r.rolsuper or r.rolcreaterole or r.rolcreatedb, "
+            "a.rolpassword, array(select m.roleid::regrole::text from pg_auth_members m "
+            "where m.member = r.oid) from pg_roles r join pg_authid a on a.oid = r.oid "
+            "where r.rolname like 'lakehouse\\_%\\_login' order by 1").fetchall()
+    assert [r[0] for r in rows] == ["lakehouse_loader_login", "lakehouse_ml_login",
+                                   "lakehouse_transform_login"]
+    for name, can_login, powerful, stored, member_of in rows:
+        part = name.removeprefix("lakehouse_").removesuffix("_login")
+        assert can_login and not powerful, name
+        assert stored.startswith("SCRAM-SHA-256$") and "only-in" not in stored, name
+        assert member_of == [roles.PART_ROLES[part]], name
+    # Every part's code logs in as its own login when LAKEHOUSE_<PART>_DB_USER is set, and
+    # acts as its group role; the owner's PGUSER is then used by nobody.
+    for part in roles.LOGIN_PARTS:
+        monkeypatch.setenv(f"LAKEHOUSE_{part.upper()}_DB_USER", f"lakehouse_{part}_login")
+    _build_all_parts()
+    with _part("loader") as c:
+        assert c.execute("select session_user").fetchone() == ("lakehouse_loader_login",)
+        for stmt in ("select * from gold.agg_dep_delay_by_date",
+                     "create table ml.sneaky (a int)", "set role lakehouse_transform"):
+            with pytest.raises(DENIED):
+                c.execute(stmt)
+    with _part("ml") as c:
+        assert c.execute("select session_user").fetchone() == ("lakehouse_ml_login",)
+        assert c.execute("select count(*) from ml.dep_delay_anomalies").fetchone() == (1,)
+        with pytest.raises(DENIED):
+            c.execute("select * from staging.load_audit")
+    with _part("transform") as c:
+        assert c.execute("select session_user").fetchone() == ("lakehouse_transform_login",)
+        with pytest.raises(DENIED):
+            c.execute("create role sneaky")
+    with connect(autocommit=True) as c:
+        owners = {r for (r,) in c.execute(
+            "select distinct pg_get_userbyid(c.relowner) from pg_class c join pg_namespace n "
+            "on n.oid = c.relnamespace where n.nspname in ('staging', 'silver', 'gold', 'ml') "
+            "and c.relkind in ('r', 'p', 'v')").fetchall()}
+    assert owners == {"lakehouse_loader", "lakehouse_transform", "lakehouse_ml"}

@@ -9,8 +9,10 @@
 --
 -- They are NOLOGIN group roles granted to the user running this script, so every part keeps
 -- connecting with the usual PG* variables and `lakehouse.warehouse.connect(part=...)` does
--- `SET ROLE` to its own role. Roles are cluster-wide but grants are per database: run the
--- script in every database of the cluster the parts use.
+-- `SET ROLE` to its own role. On a server the parts log in as their own LOGIN roles instead,
+-- each a member of one group role only (`apply --part-logins`, lakehouse/roles.py: their
+-- passwords come from the environment, never from this file). Roles are cluster-wide but
+-- grants are per database: run the script in every database of the cluster the parts use.
 
 do $$
 declare
