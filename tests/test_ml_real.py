@@ -58,15 +58,15 @@ def test_the_labels_follow_the_fixed_rule_and_name_the_cited_events(gold):
 
 def test_the_ensemble_finds_most_labelled_days_of_the_real_slice(gold, scored):
     # A regression guard well below the measured figures: on these six airports, over the
-    # half-year, precision 0.96 and recall 0.47 (the Northeast's winter makes every day there
-    # noisy, so +30 min is often within its own band), all three named events found.
+    # half-year, precision 0.91 and recall 0.75 (41 of 55), flag rate 4.1 %, all three named
+    # events found.
     truth = set(real_flights.label(gold)["id"])
     metrics = summarise(confusion(scored["is_anomaly"], scored["id"], truth))
-    assert metrics["recall"] >= 0.35 and metrics["precision"] >= 0.8, metrics
+    assert metrics["recall"] >= 0.55 and metrics["precision"] >= 0.7, metrics
     found, present = events_found(scored, scored["is_anomaly"], real_flights.NAMED_EVENTS)
     assert (found, present) == (3, 3)
     assert (scored["history_status"] == "scored_in_year").all()  # no earlier year: first year
-    assert scored["is_anomaly"].mean() <= 0.05
+    assert scored["is_anomaly"].mean() <= 0.06
 
 
 def test_python_m_ml_evaluate_on_the_real_set_prints_every_detector(tmp_path):
