@@ -9,7 +9,11 @@ PY     := $(VENV)/bin/python
 UV_VERSION := 0.13.8
 
 YEAR ?= 2018
-ROWS ?= 300000
+ROWS ?= 1200000
+# The demo's 30 busiest airports fly to each other: hubs at hundreds of departures a day, the
+# few-minute budget kept. AIRPORTS= (empty) spreads the rows over all 365 airports.
+AIRPORTS ?= 30
+AIRPORTS_ARG = $(if $(strip $(AIRPORTS)),--airports $(AIRPORTS),)
 SEED ?= 42
 export LAKE_URL ?= data/lake
 export DBT_PROFILES_DIR ?= $(CURDIR)/.local/dbt
@@ -25,7 +29,8 @@ WITH_DB = if [ -z "$$PGHOST" ]; then { $(PY) -m lakehouse.localdb start && eval 
 .PHONY: roles superset superset-stop
 
 help:
-	@echo "make demo        generate a sample year ($(ROWS) rows; ROWS=7200000 for a full year) and run the pipeline"
+	@echo "make demo        generate a sample year ($(ROWS) rows over the $(AIRPORTS) busiest airports;"
+	@echo "                 ROWS=7200000 AIRPORTS= for a full-size year) and run the pipeline"
 	@echo "                 (YEAR=$(YEAR); if that year holds real, ingested data the demo uses the next year that does not)"
 	@echo "python -m loaders ingest PATH   your Kaggle download (zip, folder or YYYY.csv) into LAKE_URL's bronze zone"
 	@echo "make test        run the test suite against real services it starts itself"
@@ -34,7 +39,7 @@ help:
 	@echo "eval \"\$$(make -s db-env)\"   export the local PG* variables into your shell"
 	@echo "make bench-load  loader benchmark (ROWS=7200000 by default)"
 	@echo "make bench-postgres  system vs embedded PostgreSQL binaries: start time, COPY (BENCH_ROWS=1500000)"
-	@echo "make generate    write a sample year to LAKE_URL (YEAR, ROWS, SEED) with its disruption labels"
+	@echo "make generate    write a sample year to LAKE_URL (YEAR, ROWS, AIRPORTS, SEED) with its disruption labels"
 	@echo "make bench-generate  generator speed and memory (BENCH_ROWS=7200000 by default)"
 	@echo "make roles       create the least-privilege warehouse roles (idempotent)"
 	@echo "make superset    Superset with the lakehouse dashboards on SUPERSET_PORT (default 8088)"
@@ -80,7 +85,7 @@ db-env: venv
 demo: venv dbt-parse
 	@$(WITH_DB) set -e; \
 	year=$$($(PY) -m loaders demo-year --year $(YEAR)); \
-	$(PY) -m loaders generate --year $$year --rows $(ROWS) --seed $(SEED); \
+	$(PY) -m loaders generate --year $$year --rows $(ROWS) --seed $(SEED) $(AIRPORTS_ARG); \
 	$(PY) -m lakehouse.airflow_local demo --year $$year
 
 test: venv
@@ -164,7 +169,7 @@ bench-dag: venv
 
 .PHONY: generate bench-generate
 generate: venv
-	$(PY) -m loaders generate --year $(YEAR) --rows $(ROWS) --seed $(SEED)
+	$(PY) -m loaders generate --year $(YEAR) --rows $(ROWS) --seed $(SEED) $(AIRPORTS_ARG)
 
 bench-generate: venv
 	$(PY) bench/bench_generate.py --rows $${BENCH_ROWS:-7200000}

@@ -28,6 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--year", type=int, required=True)
     gen.add_argument("--rows", type=int, default=7_200_000, help="data lines (default %(default)s, a real year)")
     gen.add_argument("--seed", type=int, default=42)
+    gen.add_argument("--airports", type=int, default=None,
+                     help="only the N busiest airports, flying to each other (default: all 365)")
     gen.add_argument("--no-disruptions", action="store_true", help="a clean year: inject no disruption days")
     gen.add_argument("--json", action="store_true", help="print a JSON summary")
 

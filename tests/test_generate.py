@@ -293,12 +293,33 @@ def test_cli_writes_year_and_prints_json(lake):
     (["--year", "2014", "--rows", "0"], "--rows must be at least 1"),
     (["--year", "1492"], "--year must be between"),
     (["--year", "2014", "--seed", "-1"], "--seed must be a non-negative"),
+    (["--year", "2014", "--airports", "3"], "--airports must be between 10 and"),
 ])
 def test_cli_rejects_bad_arguments_in_one_line(lake, capsys, args, expected):
     assert run_in_process(args) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and err.startswith("error: ") and expected in err
     assert not (lake / "01_bronze").exists()
+
+
+def test_demo_shape_gives_the_busiest_airports_real_sized_traffic(tmp_path):
+    """`--airports N`: the N busiest airports fly only to each other, keep their ranking, and a
+    demo-sized year gives the biggest hub hundreds of departures a day; the disruptions hit
+    those airports."""
+    lake = Lake(str(tmp_path))
+    summary = generate_year(2018, rows=300_000, seed=7, lake=lake, airports=12)
+    _, rows = read_rows(lake, 2018)
+    origins = Counter(r["ORIGIN"] for r in rows)
+    assert summary["airports"] == len(origins) == 12
+    assert {r["DEST"] for r in rows} <= set(origins)
+    assert origins.most_common(1)[0][0] == "ATL"
+    per_day = Counter((r["ORIGIN"], r["FL_DATE"]) for r in rows)
+    atl_days = sorted(n for (o, _), n in per_day.items() if o == "ATL")
+    assert statistics.median(atl_days) >= 100
+    assert min(per_day.values()) >= 20  # no airport-day of a handful of flights
+    with lake.open_read(labels_key(2018)) as fh:
+        labels = json.load(fh)
+    assert labels["airport_days"] and {d["origin"] for d in labels["airport_days"]} <= set(origins)
 
 
 def test_writes_to_s3(s3_lake):
