@@ -61,3 +61,6 @@ FEATURE_FLAGS = {
 # One process, no Celery/Redis: cache in memory of the web server.
 CACHE_CONFIG = {"CACHE_TYPE": "SimpleCache", "CACHE_DEFAULT_TIMEOUT": 300}
 DATA_CACHE_CONFIG = CACHE_CONFIG
+
+# No usage pixel to Superset's analytics host (unreachable offline, and nobody asked for it).
+SCARF_ANALYTICS = False

@@ -1,17 +1,19 @@
 """Superset against a warehouse built by the real pipeline, under least-privilege roles.
 
 One module-scoped warehouse in a cluster of its own (the roles are cluster-wide): the roles are
-applied first, then a small generated year goes through the real loader (as lakehouse_loader),
-dbt (as lakehouse_transform), the anomaly scoring (as lakehouse_ml) and the dbt anomaly view.
-Superset is installed from superset/requirements.lock by the same make rule users run, the
-bundle is imported by `superset/manage.py start`, and every chart's saved query is fetched
-through the REST API as the dashboards would. Takes a few minutes.
+applied first, then a generated year shaped like the demo's (the busiest airports only) goes
+through the real loader (as lakehouse_loader), dbt (as lakehouse_transform), the anomaly
+scoring (as lakehouse_ml) and the dbt anomaly models. Superset is installed from
+superset/requirements.lock by the same make rule users run, the bundle is imported by
+`superset/manage.py start`, and every chart's saved query is run through the REST API as the
+dashboards run it. Takes a few minutes.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -71,11 +73,12 @@ def warehouse():
                "--target-path", str(base / "dbt-target"), "--log-path", str(base / "dbt-logs"),
                "--vars", json.dumps({"year": YEAR})]
         _run([py, "-m", "lakehouse.roles", "apply", "--superset-login"], env)
-        _run([py, "-m", "loaders", "generate", "--year", str(YEAR), "--rows", "120000"], env)
+        _run([py, "-m", "loaders", "generate", "--year", str(YEAR), "--rows", "300000",
+              "--airports", "20"], env)
         _run([py, "-m", "loaders", "load", "--year", str(YEAR)], env)
         _run(dbt + ["--exclude", "tag:ml"], env)
         _run([py, "-m", "ml", "score", "--year", str(YEAR)], env)
-        _run(dbt + ["--select", "tag:ml"], env)  # gold.daily_delay_anomalies
+        _run(dbt + ["--select", "tag:ml"], env)  # gold.daily_delay_anomalies, anomaly_carrier_share
         yield env
     finally:
         localdb.destroy(base / "pg")
@@ -84,7 +87,8 @@ def warehouse():
 
 @pytest.fixture(scope="module")
 def superset(warehouse, tmp_path_factory):
-    """A running Superset set up by `superset/manage.py start`; yields (url, admin password)."""
+    """A running Superset set up by `superset/manage.py start`; yields (url, admin password,
+    SUPERSET_HOME)."""
     env = {k: v for k, v in warehouse.items() if not k.startswith("DBT_")}
     _run(["make", "-s", ".venv-superset/.synced"], env, timeout=1800)
     home = tmp_path_factory.mktemp("superset-home")
@@ -97,7 +101,7 @@ def superset(warehouse, tmp_path_factory):
     assert url in out and "admin" in out
     pid = int((home / "superset.pid").read_text())
     try:
-        yield url, (home / "admin_password").read_text().strip()
+        yield url, (home / "admin_password").read_text().strip(), home
     finally:
         _run([str(SUPERSET_PY), str(MANAGE), "stop"], env)
         with pytest.raises(ProcessLookupError):
@@ -121,19 +125,21 @@ def test_pipeline_under_least_privilege_owned_its_tables(warehouse):
         owners = dict(c.execute(
             "select n.nspname || '.' || c.relname, pg_get_userbyid(c.relowner) from pg_class c "
             "join pg_namespace n on n.oid = c.relnamespace where c.relname in "
-            "('flights', 'agg_dep_delay_by_date', 'dep_delay_anomalies', 'daily_delay_anomalies')"
+            "('flights', 'agg_dep_delay_by_date', 'dep_delay_anomalies', 'daily_delay_anomalies', "
+            "'anomaly_carrier_share')"
         ).fetchall())
     assert owners == {
         "staging.flights": "lakehouse_loader",
         "silver.flights": "lakehouse_transform",
         "gold.agg_dep_delay_by_date": "lakehouse_transform",
         "gold.daily_delay_anomalies": "lakehouse_transform",
+        "gold.anomaly_carrier_share": "lakehouse_transform",
         "ml.dep_delay_anomalies": "lakehouse_ml",
     }
 
 
 def test_every_chart_of_the_bundle_returns_rows(superset):
-    url, password = superset
+    url, password, _ = superset
     s = _api(url, password)
     charts = s.get(f"{url}/api/v1/chart/", params={"q": "(page_size:100)"}, timeout=30).json()["result"]
     sources = {yaml.safe_load(p.read_text())["slice_name"] for p in (BUNDLE / "charts").glob("*.yaml")}
@@ -149,25 +155,172 @@ def test_every_chart_of_the_bundle_returns_rows(superset):
     assert not empty, f"charts without rows: {empty}"
 
 
-def test_dashboard_has_year_and_airport_filters_on_every_chart(superset):
-    url, password = superset
+def _bundle(kind: str) -> dict[str, dict]:
+    return {yaml.safe_load(p.read_text())["uuid"]: yaml.safe_load(p.read_text())
+            for p in (BUNDLE / kind).rglob("*.yaml")}
+
+
+def _chart_ids(s: requests.Session, url: str, slug: str) -> dict[str, int]:
+    charts = s.get(f"{url}/api/v1/dashboard/{slug}/charts", timeout=30).json()["result"]
+    return {c["slice_name"]: c["id"] for c in charts}
+
+
+def _chart_data(s: requests.Session, url: str, chart_id: int, extra_filters=()) -> list[list[dict]]:
+    """The chart's saved query context run through /api/v1/chart/data, with extra filters."""
+    chart = s.get(f"{url}/api/v1/chart/{chart_id}", timeout=30).json()["result"]
+    qc = json.loads(chart["query_context"])
+    qc["force"] = True
+    for q in qc["queries"]:
+        q["filters"] = [*q.get("filters", []), *extra_filters]
+    resp = s.post(f"{url}/api/v1/chart/data", json=qc, timeout=300)
+    assert resp.status_code == 200, f"{chart['slice_name']}: {resp.text[:500]}"
+    return [r["data"] for r in resp.json()["result"]]
+
+
+def _busiest(env: dict[str, str]) -> str:
+    with psycopg.connect(host=env["PGHOST"], port=env["PGPORT"], user=env["PGUSER"],
+                         dbname=env["PGDATABASE"]) as c:
+        return c.execute("select origin from gold.agg_dep_delay_by_date group by origin "
+                         "order by sum(scheduled_flights) desc limit 1").fetchone()[0]
+
+
+def test_every_detector_of_the_registry_is_on_the_dashboard():
+    """The ranked anomalies name each detector that agreed; a new detector in ml.ensemble must
+    appear there (and its flag column in the anomaly view the dashboards read)."""
+    from ml.ensemble import FLAG_COLUMNS, MEMBERS
+
+    ranked = next(d for d in _bundle("datasets").values() if d["table_name"] == "anomalies_ranked")
+    for column in FLAG_COLUMNS.values():
+        assert f"d.{column} THEN" in ranked["sql"], f"{column} missing from the detectors column"
+    agreeing = re.search(r"\((d\.flag_\w+::int(?: \+ )?)+\) AS members_agreeing", ranked["sql"])
+    assert agreeing, "members_agreeing expression not found"
+    assert set(re.findall(r"d\.(flag_\w+)::int", agreeing.group(0))) == {FLAG_COLUMNS[m] for m in MEMBERS}
+    view = (REPO / "dbt_project/models/anomalies/daily_delay_anomalies.sql").read_text()
+    assert all(f"anomalies.{c}" in view for c in FLAG_COLUMNS.values())
+
+
+def test_airport_dashboard_filter_narrows_every_chart(superset, warehouse):
+    url, password, _ = superset
     s = _api(url, password)
-    dash = s.get(f"{url}/api/v1/dashboard/flight-delays", timeout=30).json()["result"]
-    filters = json.loads(dash["json_metadata"])["native_filter_configuration"]
-    assert {f["name"]: f["targets"][0]["column"]["name"] for f in filters} == {
-        "Year": "year", "Airport": "origin"}
-    dash_charts = s.get(f"{url}/api/v1/dashboard/flight-delays/charts", timeout=30).json()["result"]
-    assert len(dash_charts) == len(list((BUNDLE / "charts").glob("*.yaml")))
-    # A native filter only narrows a chart whose dataset has the filtered column.
-    datasets = s.get(f"{url}/api/v1/dataset/", params={"q": "(page_size:100)"}, timeout=30).json()["result"]
-    for ds in datasets:
-        detail = s.get(f"{url}/api/v1/dataset/{ds['id']}", timeout=30).json()["result"]
-        names = {c["column_name"] for c in detail["columns"]}
-        assert {"year", "origin"} <= names, detail["table_name"]
+    dash = s.get(f"{url}/api/v1/dashboard/airport", timeout=30).json()["result"]
+    filters = {f["name"]: f for f in json.loads(dash["json_metadata"])["native_filter_configuration"]}
+    airport = filters["Airport"]
+    assert airport["targets"][0]["column"]["name"] == "origin"
+    assert not airport["controlValues"]["multiSelect"] and airport["controlValues"]["searchAllOptions"]
+    # options listed busiest first; the default is the busiest airport of the data
+    assert airport["sortMetric"] == "scheduled_flights_sum"
+    assert airport["controlValues"]["sortAscending"] is False
+    busiest = _busiest(warehouse)
+    assert airport["defaultDataMask"]["filterState"]["value"] == [busiest]
+    assert airport["defaultDataMask"]["extraFormData"]["filters"] == [
+        {"col": "origin", "op": "IN", "val": [busiest]}]
+    assert airport["scope"] == {"rootPath": ["ROOT_ID"], "excluded": []}
+    ids = _chart_ids(s, url, "airport")
+    assert sorted(airport["chartsInScope"]) == sorted(ids.values())
+    narrowed = {}
+    for name, chart_id in ids.items():
+        everything = _chart_data(s, url, chart_id)
+        one = _chart_data(s, url, chart_id, [{"col": "origin", "op": "IN", "val": [busiest]}])
+        assert one != everything, f"{name}: the airport filter did not change its data"
+        for rows in one:
+            for row in rows:
+                if "airport_day" in row:
+                    assert row["airport_day"].startswith(busiest + " "), (name, row)
+        narrowed[name] = [len(r) for r in one]
+    print(json.dumps(narrowed, indent=1))
+
+
+def test_ranked_anomalies_put_days_with_enough_flights_first(superset):
+    url, password, _ = superset
+    s = _api(url, password)
+    ranked = next(d for d in _bundle("datasets").values() if d["table_name"] == "anomalies_ranked")
+    minimum = int(re.search(r"scheduled_flights >= (\d+) AS ranked", ranked["sql"]).group(1))
+    assert f"fewer than {minimum} scheduled departures" in ranked["sql"]
+    assert f"under {minimum} scheduled departures" in (REPO / "docs" / "superset.md").read_text()
+    ids = _chart_ids(s, url, "flight-delays")
+    rows = _chart_data(s, url, ids["Anomalies ranked by impact"])[0]
+    ranked_rows = [r for r in rows if r["impact_rank"] is not None]
+    assert len(ranked_rows) >= 5, "the demo-shaped year should have ranked anomalies"
+    assert rows[: len(ranked_rows)] == ranked_rows, "unranked days must come after ranked ones"
+    assert all(r["scheduled_flights"] >= minimum for r in ranked_rows)
+    assert all(r["scheduled_flights"] < minimum for r in rows[len(ranked_rows):])
+    impacts = [float(r["impact_minutes"]) for r in ranked_rows]
+    assert impacts == sorted(impacts, reverse=True)
+    assert [r["impact_rank"] for r in ranked_rows] == sorted(r["impact_rank"] for r in ranked_rows)
+    for r in rows[:10]:
+        assert r["detectors"] and r["anomaly_kind"] in ("delay", "cancellation", "both")
+        assert r["flights"] is not None and r["expected_band"]
+    # the "why": the carrier shares of the top day add up to the whole of its excess delay
+    top = ranked_rows[0]["airport_day"]
+    why = _chart_data(s, url, ids["Why: carriers' share of the day"],
+                      [{"col": "airport_day", "op": "IN", "val": [top]}])[0]
+    assert {r["airport_day"] for r in why} == {top} and len(why) >= 2
+    if ranked_rows[0]["excess_delay_minutes"] > 0:
+        assert sum(r["excess_share"] for r in why) == pytest.approx(1.0)
+
+
+def _normalised(root: Path) -> dict[str, object]:
+    """An export keyed by object uuid, without what only says which Superset wrote it: the
+    timestamp, and the ids that Superset gave its objects (in file names, query contexts and
+    the dashboards' chart references, which are mapped back to chart uuids)."""
+    out = {}
+    for path in sorted(root.rglob("*.yaml")):
+        doc = yaml.safe_load(path.read_text())
+        if path.name == "metadata.yaml":
+            doc.pop("timestamp")
+            out["metadata"] = doc
+            continue
+        if doc.get("query_context"):
+            qc = json.loads(doc["query_context"])
+            qc.pop("datasource", None)
+            for key in ("datasource", "slice_id"):
+                qc.get("form_data", {}).pop(key, None)
+            doc["query_context"] = qc
+        if isinstance(doc.get("params"), dict):
+            doc["params"].pop("datasource", None)
+            doc["params"].pop("slice_id", None)
+        if "position" in doc:
+            by_id = {}
+            for item in doc["position"].values():
+                if isinstance(item, dict) and item.get("type") == "CHART":
+                    by_id[item["meta"].pop("chartId")] = item["meta"]["uuid"]
+            for flt in doc["metadata"].get("native_filter_configuration", []):
+                flt["chartsInScope"] = sorted(by_id[i] for i in flt.get("chartsInScope", []))
+        out[f"{path.parent.name}/{doc['uuid']}"] = doc
+    return out
+
+
+def test_export_then_import_round_trips_and_restarts_keep_ui_edits(superset, warehouse, tmp_path):
+    url, password, home = superset
+    env = {k: v for k, v in warehouse.items() if not k.startswith("DBT_")}
+    env["SUPERSET_HOME"] = str(home)
+    # what this Superset exports after importing the committed bundle is the committed bundle
+    _run([str(SUPERSET_PY), str(MANAGE), "export", "--dest", str(tmp_path / "exported")], env)
+    exported, committed = _normalised(tmp_path / "exported"), _normalised(BUNDLE)
+    assert exported.keys() == committed.keys()
+    for key in committed:
+        assert exported[key] == committed[key], key
+
+    # an edit made in the UI survives a restart; --force puts the bundle back
+    s = _api(url, password)
+    chart_id = _chart_ids(s, url, "flight-delays")["Anomalous airport-days"]
+    assert s.put(f"{url}/api/v1/chart/{chart_id}", json={"slice_name": "Edited in the UI"},
+                 timeout=30).status_code == 200
+    out = subprocess.run([str(SUPERSET_PY), str(MANAGE), "setup"], check=False, cwd=REPO, env=env,
+                         capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0 and "already imported" in out.stderr, out.stderr[-2000:]
+    names = {c["slice_name"] for c in s.get(f"{url}/api/v1/chart/", params={"q": "(page_size:100)"},
+                                            timeout=30).json()["result"]}
+    assert "Edited in the UI" in names
+    _api(url, password)  # the admin password was not reset by the second start
+    _run([str(SUPERSET_PY), str(MANAGE), "setup", "--force"], env)
+    names = {c["slice_name"] for c in s.get(f"{url}/api/v1/chart/", params={"q": "(page_size:100)"},
+                                            timeout=30).json()["result"]}
+    assert "Edited in the UI" not in names and "Anomalous airport-days" in names
 
 
 def test_superset_reads_the_warehouse_as_the_read_only_role(superset):
-    url, password = superset
+    url, password, _ = superset
     s = _api(url, password)
     db = s.get(f"{url}/api/v1/database/", timeout=30).json()["result"][0]
     conn = s.get(f"{url}/api/v1/database/{db['id']}/connection", timeout=30).json()["result"]
