@@ -195,6 +195,19 @@ with app.app_context():
     for command in (ImportDatabasesCommand, ImportDatasetsCommand, ImportChartsCommand):
         command(dict(parts), overwrite=True).run()
     ImportDashboardsCommand(dict(contents), overwrite=True).run()
+    # Superset 6.1 maps a native filter's dataset and excluded charts to this Superset's ids
+    # on import, but not `chartsInScope` (which the dashboard uses to pick the charts a filter
+    # narrows): recompute it from the filter's scope and the imported layout.
+    for d in [d for d in db.session.query(Dashboard) if str(d.uuid) in wanted]:
+        meta, position = json.loads(d.json_metadata or "{}"), json.loads(d.position_json or "{}")
+        charts = [v for v in position.values() if isinstance(v, dict) and v.get("type") == "CHART"]
+        for flt in meta.get("native_filter_configuration", []):
+            scope = flt.get("scope", {"rootPath": ["ROOT_ID"], "excluded": []})
+            flt["chartsInScope"] = sorted(
+                c["meta"]["chartId"] for c in charts
+                if c["meta"]["chartId"] not in scope.get("excluded", [])
+                and set(scope.get("rootPath", [])) & set(c.get("parents", []) + [c["id"]]))
+        d.json_metadata = json.dumps(meta)
     for s in db.session.query(Slice):
         if not s.query_context:
             continue
