@@ -21,7 +21,6 @@ SUPERSET_WAREHOUSE_URI when set. Errors print one line and exit 2.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import io
 import os
 import secrets
@@ -113,10 +112,6 @@ def _with_uri(name: str, content: bytes, uri: str) -> bytes:
     database = yaml.safe_load(content)
     database["sqlalchemy_uri"] = uri
     return yaml.safe_dump(database, sort_keys=False).encode()
-
-
-def bundle_digest() -> str:
-    return hashlib.sha256(b"".join(k.encode() + v for k, v in bundle_files().items())).hexdigest()
 
 
 def build_bundle(out: Path, uri: str | None = None) -> Path:
