@@ -216,14 +216,24 @@ with app.app_context():
 """
 
 
+# In SUPERSET_HOME (a volume in compose): written once the bundle is imported, so later starts
+# skip even building it.
+IMPORT_MARKER = "bundle-imported"
+
+
 def import_bundle(env: dict[str, str], force: bool) -> bool:
-    """Import superset/bundle/ unless its dashboards exist already (or `force`); True if it did."""
+    """Import superset/bundle/ on first start (no marker in SUPERSET_HOME and none of its
+    dashboards in the metadata yet), or when `force`; True if it did."""
+    marker = home() / IMPORT_MARKER
+    if marker.exists() and not force:
+        return False
     bundle = build_bundle(home() / "bundle.zip", uri=warehouse_uri())
     proc = subprocess.run([sys.executable, "-c", _IMPORT, str(bundle), ADMIN, "1" if force else "0"],
                           check=False, env=env, capture_output=True, text=True)
     if proc.returncode != 0:
         tail = proc.stderr.strip().splitlines()[-3:]
         raise SetupError(f"importing superset/bundle failed: {' | '.join(tail)}")
+    marker.write_text(yaml.safe_load(bundle_files()["metadata.yaml"])["version"] + "\n")
     return proc.stdout.strip().splitlines()[-1] == "imported"
 
 
@@ -231,9 +241,11 @@ def _force_from_env() -> bool:
     return os.environ.get("SUPERSET_REIMPORT", "") not in ("", "0", "false", "no")
 
 
-def setup(force: bool = False) -> dict[str, str]:
+def setup(force: bool = False, keep_user_changes: bool = True) -> dict[str, str]:
     """Metadata schema, admin user (created once: its password is never reset here), roles and
-    permissions, and the bundle on first start (or with force / SUPERSET_REIMPORT=1)."""
+    permissions, and the bundle on first start only, so what users change in the UI survives
+    restarts. `force`, SUPERSET_REIMPORT=1 or keep_user_changes=False import it again over
+    those changes."""
     env = superset_env()
     password = _generated("admin_password", "SUPERSET_ADMIN_PASSWORD")
     warehouse_uri()  # fail early, before minutes of set-up, when the warehouse is not configured
@@ -241,10 +253,11 @@ def setup(force: bool = False) -> dict[str, str]:
     _superset("fab", "create-admin", "--username", ADMIN, "--firstname", "Lakehouse",
               "--lastname", "Admin", "--email", "admin@localhost", "--password", password, env=env)
     _superset("init", env=env)
-    imported = import_bundle(env, force or _force_from_env())
+    imported = import_bundle(env, force or not keep_user_changes or _force_from_env())
     print("bundle imported" if imported else
-          "bundle already imported: kept as it is (--force or SUPERSET_REIMPORT=1 re-imports it, "
-          "overwriting edits made in the UI)", file=sys.stderr)
+          "bundle already imported: dashboards kept as they are (--force or "
+          "SUPERSET_REIMPORT=1 imports the bundle again, overwriting edits made in the UI)",
+          file=sys.stderr)
     return env
 
 
