@@ -12,6 +12,7 @@ import sys
 
 import pandas as pd
 import psycopg
+import psycopg.sql
 import pytest
 
 from ml import store
@@ -88,6 +89,27 @@ def test_rows_that_left_gold_leave_the_year_on_rescoring(pg_conn, gold):
     pg_conn.execute("delete from gold.agg_dep_delay_by_date where origin = 'CCC' and year = 2018")
     score_year(2018, Params(n_jobs=1))
     assert set(table(pg_conn, 2018)["origin"]) == {"AAA", "BBB"}
+
+
+def test_removing_rows_that_left_gold_never_plans_a_nested_loop(pg_conn, gold):
+    # The hazard: a year scored for the first time into an analysed table that holds other
+    # years. The planner expected no rows of the year, chose a nested-loop anti join against
+    # the temp table and took 40 minutes on 117 k rows. The upsert's own settings avoid it.
+    score_year(2017, Params(n_jobs=1, history_years=0))
+    pg_conn.execute("analyze ml.dep_delay_anomalies")
+    with psycopg.connect(**pg_conn.info.get_parameters()) as conn, conn.transaction():
+        conn.execute("create temp table scored (like ml.dep_delay_anomalies) on commit drop")
+        conn.execute("insert into scored select * from ml.dep_delay_anomalies")
+        conn.execute("update scored set year = 2018, id = origin || to_char(fl_date + 365, "
+                     "'YYYYMMDD'), fl_date = fl_date + 365")
+        conn.execute("insert into ml.dep_delay_anomalies select * from scored")  # as the upsert
+        conn.execute("analyze scored")
+        conn.execute("set local enable_nestloop = off")
+        delete = store.DELETE_LEFT_GOLD.format(target=psycopg.sql.Identifier(*store.ANOMALY_TABLE))
+        plan = "\n".join(r[0] for r in conn.execute(
+            psycopg.sql.SQL("explain ") + delete, (2018,)).fetchall())
+    assert "Nested Loop" not in plan, plan
+    assert "Anti Join" in plan, plan
 
 
 def test_a_failed_upsert_leaves_the_previous_rows(pg_conn, gold, monkeypatch):
