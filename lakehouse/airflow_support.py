@@ -233,6 +233,13 @@ def resolve_year(params: Mapping[str, Any] | None, logical_date: datetime | None
     return when.year - 1
 
 
+def missing_bronze_message(year: int, exc: Exception) -> str:
+    """What a run of a year without a bronze object says: how to put the year in the lake."""
+    return (f"year {year}: {exc}: put the year's file in the lake with "
+            f"`python -m loaders ingest PATH` (the Kaggle zip, a folder or {year}.csv), or for "
+            f"sample data `python -m loaders generate --year {year}`; then run the year again")
+
+
 def year_from_context(context: Mapping[str, Any]) -> int:
     dag_run = context.get("dag_run")
     return resolve_year(context.get("params"), context.get("logical_date"),
@@ -344,8 +351,9 @@ def demo_summary(year: int, top: int = 5) -> str:
         plot_origin = rows[0][5] if rows else "ORD"
     lines += [
         "next:",
-        "  make airflow        the Airflow UI with this DAG (login in docs/airflow.md)",
-        "  make docs           the dbt docs of silver and gold",
+        ("  make airflow        the Airflow UI with this run and its task logs "
+         "(login admin, password in .local/airflow/passwords.json)"),
+        "  make docs           the dbt docs of every model, source and exposure",
         f"  python -m ml plot --origin {plot_origin} --year {year}   its year, band, flagged days",
     ]
     return "\n".join(lines)
