@@ -217,8 +217,21 @@ def run_dag(env: dict[str, str], conf: dict | None = None, log_path: Path | None
 
 
 # `airflow dags test` runs the tasks one after another in its own process and logs each
-# task's start with this line; everything up to the next such line is that task's output.
+# task's start and end with these lines; what lies between is that task's output.
 _TASK_START = re.compile(r"\[DAG TEST\] starting task_id=(\S+) map_index=(-?\d+)")
+_TASK_END = re.compile(r"\[DAG TEST\] end task task_id=")
+# structlog's console line: `2026-12-06T20:43:44.644676Z [info     ] message [logger] key=value`
+_CONSOLE_LINE = re.compile(r"^(\d{4}-\d\d-\d\dT[\d:.]+Z) \[(\w+)\s*\] (.*)$")
+
+
+def _as_log_record(line: str) -> str:
+    """A console log line as the JSON record Airflow's task log files hold (timestamp, level,
+    event), so the Logs tab shows its level and time; other lines (tracebacks) stay text."""
+    match = _CONSOLE_LINE.match(line.rstrip("\n"))
+    if match is None:
+        return line
+    timestamp, level, event = match.groups()
+    return json.dumps({"timestamp": timestamp, "level": level, "event": event}) + "\n"
 
 
 def task_log_path(log_folder: Path, run_id: str, task_id: str, attempt: int,
@@ -249,7 +262,10 @@ def split_task_logs(log_folder: Path, run_id: str, log_path: Path) -> list[Path]
                     out = open(path, "w")  # noqa: SIM115 -- closed at the next task or below
                     written.append(path)
                 if out is not None:
-                    out.write(line)
+                    out.write(_as_log_record(line))
+                    if _TASK_END.search(line):
+                        out.close()
+                        out = None
     finally:
         if out is not None:
             out.close()
@@ -534,7 +550,8 @@ def serve(home: Path = DEFAULT_HOME, port: int | None = None) -> int:
         print(f"see {log}", file=sys.stderr)
         raise
     print(f"Airflow UI: {base_url}  login: {ADMIN_USER} / (password in {passwords_file(Path(env['AIRFLOW_HOME']))})\n"
-          f"DAG {DAG_ID} is paused: unpause it for the yearly catch-up, or trigger it with a year.\n"
+          f"DAG {DAG_ID}: trigger it with a year (the trigger form or the REST API), or run "
+          f"years in order with `make backfill FROM=.. TO=..`; task logs are in each task's Logs tab.\n"
           f"log: {log}; stop with `make airflow-stop`")
     return 0
 

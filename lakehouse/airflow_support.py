@@ -182,7 +182,8 @@ DEFAULT_YEARS = "2009-2018"  # the years of the Kaggle files the original pipeli
 
 
 def lake_years(spec: str | None = None) -> list[int]:
-    """The years the catch-up covers: `LAKEHOUSE_YEARS` such as `2009-2018` or `2015,2017`."""
+    """The years of the schedule (what `airflow backfill create` walks, and `make backfill`
+    without FROM/TO): `LAKEHOUSE_YEARS` such as `2009-2018` or `2015,2017`."""
     spec = spec if spec is not None else os.environ.get("LAKEHOUSE_YEARS", DEFAULT_YEARS)
     years: set[int] = set()
     for part in filter(None, (p.strip() for p in spec.split(","))):
@@ -199,11 +200,12 @@ def lake_years(spec: str | None = None) -> list[int]:
 
 
 def yearly_schedule():
-    """One run on 1 January after each lake year, for exactly the years the lake holds.
+    """One date on 1 January after each lake year: a backfill over a range creates one run per
+    date (with catch-up off the scheduler creates none by itself, the dates being past).
 
-    A cron `@yearly` with an `end_date` would bound the catch-up too, but Airflow creates no
+    A cron `@yearly` with an `end_date` would bound the range too, but Airflow creates no
     task instances for a run dated after `end_date`: a manual run today would "succeed" doing
-    nothing. A list of yearly dates bounds the catch-up and leaves manual runs alone.
+    nothing. A list of yearly dates bounds the range and leaves manual runs alone.
     """
     import pendulum
 
