@@ -272,12 +272,13 @@ def split_task_logs(log_folder: Path, run_id: str, log_path: Path) -> list[Path]
     return written
 
 
-def last_run_tasks(home: Path) -> dict[str, dict]:
-    """task_id -> {state, seconds, try_number, start, run_id} for the newest run of the DAG."""
+def last_run_tasks(home: Path, run_id: str | None = None) -> dict[str, dict]:
+    """task_id -> {state, seconds, try_number, start, run_id} for a run (default: the newest)."""
     db = Path(home) / "airflow.db"
     with sqlite3.connect(db) as conn:
-        row = conn.execute("select run_id from dag_run where dag_id = ? order by id desc limit 1",
-                           (DAG_ID,)).fetchone()
+        row = conn.execute("select run_id from dag_run where dag_id = ? and "
+                           "(? is null or run_id = ?) order by id desc limit 1",
+                           (DAG_ID, run_id, run_id)).fetchone()
         if row is None:
             return {}
         rows = conn.execute(
@@ -288,6 +289,53 @@ def last_run_tasks(home: Path) -> dict[str, dict]:
             for tid, state, duration, tries, start in rows}
 
 
+def served_url(home: Path) -> str | None:
+    """The URL of the Airflow `make airflow` runs on this home, or None when it is not running."""
+    if _running_pid(home) is None:
+        return None
+    parts = _pid_file(home).read_text().split()
+    return f"http://127.0.0.1:{parts[1]}" if len(parts) > 1 else None
+
+
+def run_via_api(home: Path, base_url: str, conf: dict, log_path: Path,
+                timeout: float | None = None) -> tuple[int, dict[str, dict]]:
+    """Trigger a run in the running Airflow through its REST API and wait for it to end."""
+    import requests
+
+    auth = {"Authorization": f"Bearer {api_token(base_url, ADMIN_USER, admin_password(home))}"}
+    dag_url = f"{base_url}/api/v2/dags/{DAG_ID}"
+    if requests.get(dag_url, headers=auth, timeout=30).json().get("is_paused"):
+        raise AirflowLocalError(f"DAG {DAG_ID} is paused in the Airflow at {base_url}, so its runs "
+                                "would wait forever: unpause it (the toggle in the UI) and retry")
+    resp = requests.post(f"{dag_url}/dagRuns", headers=auth, timeout=30,
+                         json={"logical_date": None, "conf": conf})
+    if resp.status_code != 200:
+        raise AirflowLocalError(f"the Airflow at {base_url} refused the run: {resp.status_code} "
+                                f"{resp.text[:300]}")
+    run_id = resp.json()["dag_run_id"]
+    Path(log_path).write_text(
+        f"run {run_id} of {DAG_ID} ({json.dumps(conf)}) ran in the Airflow at {base_url} "
+        f"(make airflow): each task's log is in the UI's Logs tab and under {home / 'logs'}\n")
+    deadline = time.time() + timeout if timeout else None
+    while (state := requests.get(f"{dag_url}/dagRuns/{run_id}", headers=auth,
+                                 timeout=30).json()["state"]) not in ("success", "failed"):
+        if deadline and time.time() > deadline:
+            raise AirflowLocalError(f"run {run_id} still {state} after {timeout:.0f}s: see {base_url}")
+        time.sleep(2)
+    return (0 if state == "success" else 1), last_run_tasks(home, run_id)
+
+
+def run_year(env: dict[str, str], year: int, log_path: Path) -> tuple[int, dict[str, dict]]:
+    """One year through the DAG, recorded in this Airflow home. When `make airflow` serves the
+    home, its scheduler runs it (triggered through the REST API): the DAG is unpaused there, so
+    the scheduler would also pick up the tasks of an in-process `airflow dags test` run and the
+    two would collide. Otherwise `airflow dags test`, in-process."""
+    home = Path(env["AIRFLOW_HOME"])
+    if (url := served_url(home)) is not None:
+        return run_via_api(home, url, {"year": year}, log_path)
+    return run_dag(env, {"year": year}, log_path)
+
+
 def demo(year: int, home: Path = DEFAULT_HOME) -> int:
     from lakehouse.airflow_support import demo_summary
     from lakehouse.warehouse import apply_env
@@ -296,10 +344,11 @@ def demo(year: int, home: Path = DEFAULT_HOME) -> int:
     env = airflow_env(home)
     prepare_home(env)
     log = Path(env["AIRFLOW_HOME"]) / f"demo-{year}.log"
-    print(f"running DAG {DAG_ID} for {year} in-process (airflow dags test; log: {log}) ...",
-          flush=True)
+    url = served_url(Path(env["AIRFLOW_HOME"]))
+    how = f"in the running Airflow at {url}" if url else "in-process (airflow dags test)"
+    print(f"running DAG {DAG_ID} for {year} {how}; log: {log} ...", flush=True)
     started = time.perf_counter()
-    code, tasks = run_dag(env, {"year": year}, log)
+    code, tasks = run_year(env, year, log)
     elapsed = time.perf_counter() - started
     order = sorted(tasks.items(), key=lambda kv: kv[1]["start"] or "~")
     for task_id, info in order:
@@ -375,8 +424,8 @@ def _failure_line(log_path: Path, run_id: str, task_id: str, log_folder: Path) -
 
 def backfill(years: list[int], force: bool = False, home: Path = DEFAULT_HOME,
              on_year=None) -> list[dict]:
-    """Run the DAG for each year in order (`airflow dags test`, one year at a time), stopping at
-    the first failure. A year is finished, and skipped unless `force`, when this Airflow home
+    """Run the DAG for each year in order, one year at a time (`run_year`: in-process, or in the
+    running `make airflow` of this home), stopping at the first failure. A year is finished, and skipped unless `force`, when this Airflow home
     holds a succeeded run of it AND the warehouse holds a succeeded scoring run of it
     (ml.model_runs): a new or wiped warehouse redoes every year.
 
@@ -401,7 +450,7 @@ def backfill(years: list[int], force: bool = False, home: Path = DEFAULT_HOME,
             log = home / "backfill" / f"{year}.log"
             log.parent.mkdir(parents=True, exist_ok=True)
             started = time.perf_counter()
-            code, tasks = run_dag(env, {"year": year}, log)
+            code, tasks = run_year(env, year, log)
             failed = sorted((i["start"] or "~", t) for t, i in tasks.items() if i["state"] == "failed")
             run_id = next(iter(tasks.values()))["run_id"] if tasks else None
             result = {"year": year, "status": "succeeded" if code == 0 and not failed else "failed",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 import requests
@@ -127,6 +128,21 @@ def test_triggered_run_starts_logs_show_and_backfill_runs_years_in_order(airflow
     assert runs[0]["end_date"] <= runs[1]["start_date"]
     scored = dict(pg_conn.execute("select year, count(*) from ml.model_runs group by year").fetchall())
     assert scored == {YEARS[0]: 1, YEARS[1]: 2}
+
+    # `make backfill` against the running Airflow: both years finished (the native backfill's
+    # runs count), so nothing runs again; forced, the year goes through the REST API and the
+    # scheduler (an in-process run would collide with this scheduler).
+    again = airflow_local.backfill(list(YEARS), home=home)
+    assert [(r["year"], r["status"]) for r in again] == [(y, "skipped") for y in YEARS], again
+    forced = airflow_local.backfill([YEARS[0]], force=True, home=home)
+    assert [(r["year"], r["status"]) for r in forced] == [(YEARS[0], "succeeded")], forced
+    assert "ran in the Airflow at" in Path(forced[0]["log"]).read_text()
+    via_api = requests.get(f"{base_url}{DAG_URL}/dagRuns/{forced[0]['run_id']}", headers=auth,
+                           timeout=10).json()
+    assert via_api["triggered_by"] == "rest_api" and via_api["conf"] == {"year": YEARS[0]}
+    assert pg_conn.execute("select count(*) from ml.model_runs where year = %s",
+                           (YEARS[0],)).fetchone()[0] == 2
+
     # no run the user did not ask for (catch-up is off)
     every = requests.get(f"{base_url}{DAG_URL}/dagRuns", headers=auth, timeout=10).json()
-    assert every["total_entries"] == 1 + len(YEARS)
+    assert every["total_entries"] == 1 + len(YEARS) + 1
