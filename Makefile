@@ -183,9 +183,11 @@ backfill: venv dbt-parse
 	@$(WITH_DB) $(PY) -m lakehouse.airflow_local backfill $(if $(FROM),--from $(FROM)) \
 	  $(if $(TO),--to $(TO)) $(if $(filter 1 yes true,$(FORCE)),--force)
 
-# Generated years are cached in BENCH_DIR (default .local/bench-decade); see docs/airflow.md.
+# Generated years are cached in BENCH_DIR (default .local/bench-decade); BENCH_YEARS (default
+# 2009-2018) and BENCH_ROWS (default 6.5 M) shrink it; see docs/airflow.md.
 bench-decade: venv dbt-parse
-	@$(WITH_DB) $(PY) bench/bench_decade.py --rows $${BENCH_ROWS:-6500000} $(if $(BENCH_DIR),--dir $(BENCH_DIR))
+	@$(WITH_DB) $(PY) bench/bench_decade.py --rows $${BENCH_ROWS:-6500000} \
+	  $(if $(BENCH_YEARS),--years $(BENCH_YEARS)) $(if $(BENCH_DIR),--dir $(BENCH_DIR))
 
 .PHONY: bench-dag
 bench-dag: venv

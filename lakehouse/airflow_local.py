@@ -317,11 +317,18 @@ def run_via_api(home: Path, base_url: str, conf: dict, log_path: Path,
         f"run {run_id} of {DAG_ID} ({json.dumps(conf)}) ran in the Airflow at {base_url} "
         f"(make airflow): each task's log is in the UI's Logs tab and under {home / 'logs'}\n")
     deadline = time.time() + timeout if timeout else None
-    while (state := requests.get(f"{dag_url}/dagRuns/{run_id}", headers=auth,
-                                 timeout=30).json()["state"]) not in ("success", "failed"):
+    state = "queued"
+    while state not in ("success", "failed"):
         if deadline and time.time() > deadline:
             raise AirflowLocalError(f"run {run_id} still {state} after {timeout:.0f}s: see {base_url}")
         time.sleep(2)
+        try:
+            state = requests.get(f"{dag_url}/dagRuns/{run_id}", headers=auth, timeout=60).json()["state"]
+        except (requests.Timeout, requests.ConnectionError):
+            if _running_pid(home) is None:
+                raise AirflowLocalError(f"the Airflow at {base_url} stopped while run {run_id} "
+                                        "was in flight: start it again (make airflow)") from None
+            continue  # an API server busy with the run it serves answers late: ask again
     return (0 if state == "success" else 1), last_run_tasks(home, run_id)
 
 
