@@ -91,7 +91,7 @@ def _dbt_group(group_id: str, select: list[str], exclude: list[str]) -> DbtTaskG
     doc_md=__doc__,
 )
 def etl_ml_pipeline():
-    @task(retries=0)  # a missing file does not appear by waiting
+    @task
     def check_bronze() -> int:
         from airflow.sdk.exceptions import AirflowFailException
 
@@ -104,6 +104,8 @@ def etl_ml_pipeline():
             try:
                 print(f"year {year}: bronze object {require_bronze(year)}")
             except LakeObjectMissing as exc:
+                # Fails without retries: a missing file does not appear by waiting (other
+                # errors, such as a lake or API hiccup, are retried like everywhere else).
                 raise AirflowFailException(support.missing_bronze_message(year, exc)) from None
         return year
 
