@@ -71,10 +71,10 @@ class RssSampler(threading.Thread):
         self.interval = interval
         self.peaks: dict[int, tuple[int, str]] = {}
         self.peak_total = 0
-        self._stop = threading.Event()
+        self._halt = threading.Event()
 
     def run(self) -> None:
-        while not self._stop.is_set():
+        while not self._halt.is_set():
             total = 0
             for root in self.roots:
                 try:
@@ -92,10 +92,10 @@ class RssSampler(threading.Thread):
                     if rss > self.peaks.get(proc.pid, (0, ""))[0]:
                         self.peaks[proc.pid] = (rss, label)
             self.peak_total = max(self.peak_total, total)
-            self._stop.wait(self.interval)
+            self._halt.wait(self.interval)
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
         self.join()
 
 
