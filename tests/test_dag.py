@@ -442,6 +442,8 @@ def test_postgres_restart_mid_run_costs_a_retry_not_the_run(airflow_home, manife
         _assert_all_succeeded(code, tasks, log)
         retried = {t: i for t, i in tasks.items() if i["try_number"] > 1}
         assert retried, "no task needed a retry: the restart was not seen"
+        # each attempt gets its own file where the UI reads it (run_dag does this after a run)
+        airflow_local.split_task_logs(airflow_home / "logs", tasks[victim]["run_id"], log)
         for task_id, info in retried.items():
             first_try = airflow_local.task_log_path(airflow_home / "logs", info["run_id"],
                                                     task_id, 1).read_text()
