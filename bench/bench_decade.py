@@ -114,7 +114,7 @@ def _du(path: Path) -> int:
 
 
 def _gb(n: float) -> str:
-    return f"{n / 1e9:,.2f} GB"
+    return f"{n / 1e9:,.2f} GB" if n >= 1e9 else f"{n / 1e6:,.1f} MB"
 
 
 def _queries(last_year: int, origin: str) -> list[tuple[str, str, tuple]]:
@@ -162,8 +162,18 @@ def main() -> None:
     parser.add_argument("--keep-db", action="store_true", help="keep the benchmark database")
     parser.add_argument("--no-disk-check", action="store_true")
     parser.add_argument("--json", type=Path, help="also write the figures as JSON here")
+    parser.add_argument("--measure-only", action="store_true",
+                        help="only measure the database PGDATABASE names (e.g. one kept with "
+                        "--keep-db) and the lake in --dir: sizes and dashboard queries")
     args = parser.parse_args()
     years = parse_years(args.years)
+    if args.measure_only:
+        warehouse.apply_env()
+        figures: dict = {"years": years}
+        measure(figures, years, args.rows, args.dir.resolve() / "lake")
+        if args.json:
+            args.json.write_text(json.dumps(figures, indent=2, default=str) + "\n")
+        return
 
     base = args.dir.resolve()
     lake_dir = base / "lake"
@@ -242,9 +252,18 @@ def _run(args, years, to_generate, lake_dir: Path, work: Path, postmaster: int, 
     figures["peak_rss_mib"] = {label: round(rss / 2**20) for rss, label in top}
     figures["peak_rss_all_mib"] = round(sampler.peak_total / 2**20)
 
+    measure(figures, years, args.rows, lake_dir)
+    print(f"\nload average after: {loadavg()}")
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2, default=str) + "\n")
+
+
+def measure(figures: dict, years: list[int], rows_per_year: int, lake_dir: Path) -> None:
+    """Warehouse size per schema, lake size per zone, dashboard query times (the database of
+    the PG* variables)."""
     with warehouse.connect() as conn:
         sizes = dict(conn.execute(
-            "select n.nspname, sum(pg_total_relation_size(c.oid)) from pg_class c "
+            "select n.nspname, sum(pg_total_relation_size(c.oid))::bigint from pg_class c "
             "join pg_namespace n on n.oid = c.relnamespace "
             "where c.relkind in ('r', 'm') and n.nspname = any(%s) group by 1", (list(SCHEMAS),)).fetchall())
         db_size = conn.execute("select pg_database_size(current_database())").fetchone()[0]
@@ -259,7 +278,7 @@ def _run(args, years, to_generate, lake_dir: Path, work: Path, postmaster: int, 
         for zone, size in zones.items():
             print(f"  {zone:<10} {_gb(size)}")
         figures["lake_bytes"] = zones
-        rows = args.rows * len(years)
+        rows = rows_per_year * len(years)
         print(f"  per generated row: lake {sum(zones.values()) / rows:.0f} B, warehouse "
               f"{db_size / rows:.0f} B")
 
@@ -273,9 +292,6 @@ def _run(args, years, to_generate, lake_dir: Path, work: Path, postmaster: int, 
             print(f"  {ms:8.1f} ms  {n:>6} rows  {label}{'' if ms <= 200 else '  (over the goal)'}")
             for line in [p for p in plan if "Scan" in p or "Index" in p][:4]:
                 print(f"               {line.strip()}")
-    print(f"\nload average after: {loadavg()}")
-    if args.json:
-        args.json.write_text(json.dumps(figures, indent=2, default=str) + "\n")
 
 
 if __name__ == "__main__":
