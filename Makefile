@@ -25,7 +25,7 @@ export DO_NOT_TRACK := 1
 WITH_DB = if [ -z "$$PGHOST" ]; then { $(PY) -m lakehouse.localdb start && eval "$$($(PY) -m lakehouse.localdb env)"; } || exit 2; fi;
 
 .PHONY: help venv db-start db-stop db-env demo test lint bench-load clean
-.PHONY: dbt-profile dbt-parse dbt-build docs bench-dbt
+.PHONY: dbt-profile dbt-parse dbt-build docs docs-stop bench-dbt
 .PHONY: roles superset superset-stop
 
 help:
@@ -46,11 +46,14 @@ help:
 	@echo "make superset-stop  stop it"
 	@echo "make dbt-build   dbt build of silver + gold + tests for YEAR=$(YEAR) (YEAR= every loaded year; tag:ml views build after scoring)"
 	@echo "make dbt-parse   write dbt_project/target/manifest.json (no database needed; Cosmos renders from it)"
-	@echo "make docs        generate and serve the dbt docs on DOCS_PORT (default 8081)"
+	@echo "make docs        generate the dbt docs of every model and source and serve them on DOCS_PORT (default 8081)"
+	@echo "make docs-stop   stop that server"
 	@echo "make bench-dbt   dbt benchmark vs hand-written SQL (BENCH_ROWS=7200000 by default)"
 	@echo "make airflow     Airflow UI with the etl_ml_pipeline DAG on AIRFLOW_PORT (default 8080 or a free port)"
 	@echo "make airflow-stop  stop it"
 	@echo "make dag-test    the DAG's tests: parse, wiring, full runs, the API"
+	@echo "make backfill FROM=2009 TO=2018   the DAG for each year, oldest first; finished years skipped unless FORCE=1"
+	@echo "make bench-decade  ten full-size generated years backfilled and measured (needs ~41 GB of disk)"
 	@echo "make score       score YEAR=$(YEAR) of gold into ml.dep_delay_anomalies (python -m ml score)"
 	@echo "make ml-evaluate precision/recall/F1 of every detector on generated years and real 2001 flights (python -m ml evaluate)"
 	@echo "make real-data   fetch the real 2001 flights (npm vega-datasets, checksum pinned) into .local/real/"
@@ -119,9 +122,21 @@ dbt-parse: venv dbt-profile
 dbt-build: venv dbt-profile
 	@$(WITH_DB) $(DBT) build --project-dir dbt_project $(DBT_YEAR_VARS) --exclude tag:ml
 
-docs: venv dbt-profile
-	@$(WITH_DB) $(DBT) docs generate --project-dir dbt_project && \
-	$(DBT) docs serve --project-dir dbt_project --port $(DOCS_PORT) --no-browser
+# The catalog covers every model and source (the default selector leaves out the tag:ml ones,
+# which read ml.*): the ML tables get their column types when they exist (after a scoring run).
+# The server runs in the background in its own session; `make docs-stop` ends it.
+DOCS_PID ?= $(CURDIR)/.local/dbt-docs.pid
+DOCS_LOG ?= $(CURDIR)/.local/dbt-docs.log
+docs: venv dbt-profile docs-stop
+	@$(WITH_DB) set -e; $(DBT) docs generate --project-dir dbt_project --select 'fqn:*' 'source:*'; \
+	mkdir -p $(dir $(DOCS_PID)) $(dir $(DOCS_LOG)); \
+	setsid $(DBT) docs serve --project-dir dbt_project --host 127.0.0.1 --port $(DOCS_PORT) --no-browser \
+	  > $(DOCS_LOG) 2>&1 < /dev/null & echo $$! > $(DOCS_PID); \
+	echo "dbt docs: http://127.0.0.1:$(DOCS_PORT)  (log $(DOCS_LOG); stop with make docs-stop)"
+
+docs-stop:
+	@if [ -f $(DOCS_PID) ]; then kill -TERM -- -$$(cat $(DOCS_PID)) 2>/dev/null && echo "dbt docs server stopped" || true; \
+	rm -f $(DOCS_PID); fi
 
 bench-dbt: venv dbt-profile
 	@$(WITH_DB) $(PY) bench/bench_dbt.py --rows $${BENCH_ROWS:-7200000}
@@ -162,6 +177,22 @@ airflow-stop: venv
 
 dag-test: venv
 	$(PY) -m pytest tests/test_dag.py tests/test_airflow_api.py
+
+# The DAG for each year FROM..TO (no FROM/TO: every LAKEHOUSE_YEARS year the lake holds),
+# oldest first, one `airflow dags test` per year, stopping at the first failure.
+.PHONY: backfill bench-decade
+FROM ?=
+TO ?=
+FORCE ?=
+backfill: venv dbt-parse
+	@$(WITH_DB) $(PY) -m lakehouse.airflow_local backfill $(if $(FROM),--from $(FROM)) \
+	  $(if $(TO),--to $(TO)) $(if $(filter 1 yes true,$(FORCE)),--force)
+
+# Generated years are cached in BENCH_DIR (default .local/bench-decade); BENCH_YEARS (default
+# 2009-2018) and BENCH_ROWS (default 6.5 M) shrink it; see docs/airflow.md.
+bench-decade: venv dbt-parse
+	@$(WITH_DB) $(PY) bench/bench_decade.py --rows $${BENCH_ROWS:-6500000} \
+	  $(if $(BENCH_YEARS),--years $(BENCH_YEARS)) $(if $(BENCH_DIR),--dir $(BENCH_DIR))
 
 .PHONY: bench-dag
 bench-dag: venv

@@ -1,8 +1,11 @@
 """etl_ml_pipeline: bronze CSV -> staging -> dbt silver/gold -> Parquet + anomaly scores.
 
-One run processes one year: the `year` param when given, else the year before the run date,
-so the yearly catch-up walks the lake's 2009-2018 files. The tasks only wire functions from
-`loaders/` and `ml/`; configuration helpers live in `lakehouse.airflow_support`.
+One run processes one year: the `year` param when given, else the year before the run date
+(a backfill run of 2019-01-01 processes 2018). The DAG ships unpaused with catch-up off: a run
+triggered with a year starts at once, and starting Airflow never launches runs for years the
+lake may not hold; the decade is filled by one explicit command (`make backfill FROM= TO=`
+or `airflow backfill create`, docs/airflow.md). The tasks only wire functions from `loaders/`
+and `ml/`; configuration helpers live in `lakehouse.airflow_support`.
 """
 
 from __future__ import annotations
@@ -30,9 +33,10 @@ GOLD_ASSET = Asset(name="gold.agg_dep_delay_by_date",
 ANOMALY_ASSET = Asset(name="ml.dep_delay_anomalies",
                       uri="lakehouse://warehouse/ml/dep_delay_anomalies")
 
-# The lake may be S3: transient network errors get retried, with growing pauses.
-NETWORK_RETRIES = {"retries": 3, "retry_delay": timedelta(seconds=20),
-                   "retry_exponential_backoff": 2.0, "max_retry_delay": timedelta(minutes=10)}
+# Every task that reaches the warehouse or the lake retries with growing pauses: a
+# PostgreSQL restart or an S3 hiccup in the middle of a backfill costs a retry, not the run.
+RETRIES = {"retries": 3, "retry_delay": timedelta(seconds=20),
+           "retry_exponential_backoff": 2.0, "max_retry_delay": timedelta(minutes=10)}
 YEAR_XCOM = "{{ ti.xcom_pull(task_ids='check_bronze') }}"
 
 
@@ -74,12 +78,15 @@ def _dbt_group(group_id: str, select: list[str], exclude: list[str]) -> DbtTaskG
     dag_id="etl_ml_pipeline",
     schedule=support.yearly_schedule(),
     start_date=datetime(2010, 1, 1),
-    catchup=True,
+    # Catch-up off, unpaused: see the module docstring. One run at a time, so a backfill's
+    # years run oldest first and each is scored with the earlier years already in gold.
+    catchup=False,
+    is_paused_upon_creation=False,
     max_active_runs=1,
     render_template_as_native_obj=True,
     params={"year": Param(None, type=["null", "integer"], minimum=1987, maximum=2100,
                           description="Year to process; empty = the year before the run date")},
-    default_args={"owner": "lakehouse"},
+    default_args={"owner": "lakehouse", **RETRIES},
     tags=["lakehouse", "dbt", "ml"],
     doc_md=__doc__,
 )
@@ -97,19 +104,19 @@ def etl_ml_pipeline():
             try:
                 print(f"year {year}: bronze object {require_bronze(year)}")
             except LakeObjectMissing as exc:
-                # No retries: a missing file does not appear by waiting.
-                raise AirflowFailException(f"{exc}: upload it or generate it "
-                                           f"(`python -m loaders generate --year {year}`)") from None
+                # Fails without retries: a missing file does not appear by waiting (other
+                # errors, such as a lake or API hiccup, are retried like everywhere else).
+                raise AirflowFailException(support.missing_bronze_message(year, exc)) from None
         return year
 
-    @task(**NETWORK_RETRIES)
+    @task
     def load_staging(year: int) -> dict:
         from loaders.load import load_year
 
         with support.task_environment(get_current_context()):
             return load_year(year).as_dict()
 
-    @task(**NETWORK_RETRIES)
+    @task
     def export_lake(year: int) -> dict:
         from loaders.export import export_year
 

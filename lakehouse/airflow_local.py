@@ -1,6 +1,6 @@
 """A local Airflow for this repository: its environment, the UI, and one-shot DAG runs.
 
-`python -m lakehouse.airflow_local serve|stop|demo|env`
+`python -m lakehouse.airflow_local serve|stop|demo|backfill|env`
 
 Everything lives in a git-ignored folder (default `.local/airflow`, `LAKEHOUSE_AIRFLOW_HOME`):
 the SQLite metadata DB, logs, the Cosmos cache and the admin password file. The warehouse
@@ -14,6 +14,7 @@ import argparse
 import contextlib
 import json
 import os
+import re
 import secrets
 import shlex
 import signal
@@ -167,6 +168,7 @@ dag = bag.dags.get("etl_ml_pipeline")
 if dag is not None:
     report.update(
         schedule=dag.timetable.summary, catchup=dag.catchup, max_active_runs=dag.max_active_runs,
+        is_paused_upon_creation=dag.is_paused_upon_creation,
         params={k: v.schema for k, v in dag.params.items()},
         tasks={t.task_id: {"upstream": sorted(t.upstream_task_ids),
                            "downstream": sorted(t.downstream_task_ids),
@@ -207,15 +209,76 @@ def run_dag(env: dict[str, str], conf: dict | None = None, log_path: Path | None
         out = stack.enter_context(open(log_path, "w")) if log_path else subprocess.DEVNULL
         proc = subprocess.run(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, timeout=timeout,
                               cwd=str(REPO), check=False)
-    return proc.returncode, last_run_tasks(Path(env["AIRFLOW_HOME"]))
+    tasks = last_run_tasks(Path(env["AIRFLOW_HOME"]))
+    if log_path and tasks:
+        split_task_logs(Path(env["AIRFLOW__LOGGING__BASE_LOG_FOLDER"]),
+                        next(iter(tasks.values()))["run_id"], Path(log_path))
+    return proc.returncode, tasks
 
 
-def last_run_tasks(home: Path) -> dict[str, dict]:
-    """task_id -> {state, seconds, try_number, start, run_id} for the newest run of the DAG."""
+# `airflow dags test` runs the tasks one after another in its own process and logs each
+# task's start and end with these lines; what lies between is that task's output.
+_TASK_START = re.compile(r"\[DAG TEST\] starting task_id=(\S+) map_index=(-?\d+)")
+_TASK_END = re.compile(r"\[DAG TEST\] end task task_id=")
+# structlog's console line: `2026-12-06T20:43:44.644676Z [info     ] message [logger] key=value`
+_CONSOLE_LINE = re.compile(r"^(\d{4}-\d\d-\d\dT[\d:.]+Z) \[(\w+)\s*\] (.*)$")
+
+
+def _as_log_record(line: str) -> str:
+    """A console log line as the JSON record Airflow's task log files hold (timestamp, level,
+    event), so the Logs tab shows its level and time; other lines (tracebacks) stay text."""
+    match = _CONSOLE_LINE.match(line.rstrip("\n"))
+    if match is None:
+        return line
+    timestamp, level, event = match.groups()
+    return json.dumps({"timestamp": timestamp, "level": level, "event": event}) + "\n"
+
+
+def task_log_path(log_folder: Path, run_id: str, task_id: str, attempt: int,
+                  map_index: int = -1) -> Path:
+    """Where the API server looks for a task attempt's log (Airflow's default
+    `log_filename_template`), so the UI's Logs tab shows it."""
+    mapped = f"map_index={map_index}/" if map_index >= 0 else ""
+    return (Path(log_folder) / f"dag_id={DAG_ID}" / f"run_id={run_id}" / f"task_id={task_id}"
+            / f"{mapped}attempt={attempt}.log")
+
+
+def split_task_logs(log_folder: Path, run_id: str, log_path: Path) -> list[Path]:
+    """Cut the log of an `airflow dags test` run into one file per task attempt, at the path
+    the UI reads: without this the Logs tab of an in-process run says "Log file not found"."""
+    written: list[Path] = []
+    attempts: dict[tuple[str, int], int] = {}
+    out = None
+    try:
+        with open(log_path, errors="replace") as lines:
+            for line in lines:
+                if (start := _TASK_START.search(line)) is not None:
+                    if out is not None:
+                        out.close()
+                    key = (start.group(1), int(start.group(2)))
+                    attempts[key] = attempts.get(key, 0) + 1
+                    path = task_log_path(log_folder, run_id, key[0], attempts[key], key[1])
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    out = open(path, "w")  # noqa: SIM115 -- closed at the next task or below
+                    written.append(path)
+                if out is not None:
+                    out.write(_as_log_record(line))
+                    if _TASK_END.search(line):
+                        out.close()
+                        out = None
+    finally:
+        if out is not None:
+            out.close()
+    return written
+
+
+def last_run_tasks(home: Path, run_id: str | None = None) -> dict[str, dict]:
+    """task_id -> {state, seconds, try_number, start, run_id} for a run (default: the newest)."""
     db = Path(home) / "airflow.db"
     with sqlite3.connect(db) as conn:
-        row = conn.execute("select run_id from dag_run where dag_id = ? order by id desc limit 1",
-                           (DAG_ID,)).fetchone()
+        row = conn.execute("select run_id from dag_run where dag_id = ? and "
+                           "(? is null or run_id = ?) order by id desc limit 1",
+                           (DAG_ID, run_id, run_id)).fetchone()
         if row is None:
             return {}
         rows = conn.execute(
@@ -226,6 +289,60 @@ def last_run_tasks(home: Path) -> dict[str, dict]:
             for tid, state, duration, tries, start in rows}
 
 
+def served_url(home: Path) -> str | None:
+    """The URL of the Airflow `make airflow` runs on this home, or None when it is not running."""
+    if _running_pid(home) is None:
+        return None
+    parts = _pid_file(home).read_text().split()
+    return f"http://127.0.0.1:{parts[1]}" if len(parts) > 1 else None
+
+
+def run_via_api(home: Path, base_url: str, conf: dict, log_path: Path,
+                timeout: float | None = None) -> tuple[int, dict[str, dict]]:
+    """Trigger a run in the running Airflow through its REST API and wait for it to end."""
+    import requests
+
+    auth = {"Authorization": f"Bearer {api_token(base_url, ADMIN_USER, admin_password(home))}"}
+    dag_url = f"{base_url}/api/v2/dags/{DAG_ID}"
+    if requests.get(dag_url, headers=auth, timeout=30).json().get("is_paused"):
+        raise AirflowLocalError(f"DAG {DAG_ID} is paused in the Airflow at {base_url}, so its runs "
+                                "would wait forever: unpause it (the toggle in the UI) and retry")
+    resp = requests.post(f"{dag_url}/dagRuns", headers=auth, timeout=30,
+                         json={"logical_date": None, "conf": conf})
+    if resp.status_code != 200:
+        raise AirflowLocalError(f"the Airflow at {base_url} refused the run: {resp.status_code} "
+                                f"{resp.text[:300]}")
+    run_id = resp.json()["dag_run_id"]
+    Path(log_path).write_text(
+        f"run {run_id} of {DAG_ID} ({json.dumps(conf)}) ran in the Airflow at {base_url} "
+        f"(make airflow): each task's log is in the UI's Logs tab and under {home / 'logs'}\n")
+    deadline = time.time() + timeout if timeout else None
+    state = "queued"
+    while state not in ("success", "failed"):
+        if deadline and time.time() > deadline:
+            raise AirflowLocalError(f"run {run_id} still {state} after {timeout:.0f}s: see {base_url}")
+        time.sleep(2)
+        try:
+            state = requests.get(f"{dag_url}/dagRuns/{run_id}", headers=auth, timeout=60).json()["state"]
+        except (requests.Timeout, requests.ConnectionError):
+            if _running_pid(home) is None:
+                raise AirflowLocalError(f"the Airflow at {base_url} stopped while run {run_id} "
+                                        "was in flight: start it again (make airflow)") from None
+            continue  # an API server busy with the run it serves answers late: ask again
+    return (0 if state == "success" else 1), last_run_tasks(home, run_id)
+
+
+def run_year(env: dict[str, str], year: int, log_path: Path) -> tuple[int, dict[str, dict]]:
+    """One year through the DAG, recorded in this Airflow home. When `make airflow` serves the
+    home, its scheduler runs it (triggered through the REST API): the DAG is unpaused there, so
+    the scheduler would also pick up the tasks of an in-process `airflow dags test` run and the
+    two would collide. Otherwise `airflow dags test`, in-process."""
+    home = Path(env["AIRFLOW_HOME"])
+    if (url := served_url(home)) is not None:
+        return run_via_api(home, url, {"year": year}, log_path)
+    return run_dag(env, {"year": year}, log_path)
+
+
 def demo(year: int, home: Path = DEFAULT_HOME) -> int:
     from lakehouse.airflow_support import demo_summary
     from lakehouse.warehouse import apply_env
@@ -234,10 +351,11 @@ def demo(year: int, home: Path = DEFAULT_HOME) -> int:
     env = airflow_env(home)
     prepare_home(env)
     log = Path(env["AIRFLOW_HOME"]) / f"demo-{year}.log"
-    print(f"running DAG {DAG_ID} for {year} in-process (airflow dags test; log: {log}) ...",
-          flush=True)
+    url = served_url(Path(env["AIRFLOW_HOME"]))
+    how = f"in the running Airflow at {url}" if url else "in-process (airflow dags test)"
+    print(f"running DAG {DAG_ID} for {year} {how}; log: {log} ...", flush=True)
     started = time.perf_counter()
-    code, tasks = run_dag(env, {"year": year}, log)
+    code, tasks = run_year(env, year, log)
     elapsed = time.perf_counter() - started
     order = sorted(tasks.items(), key=lambda kv: kv[1]["start"] or "~")
     for task_id, info in order:
@@ -248,6 +366,164 @@ def demo(year: int, home: Path = DEFAULT_HOME) -> int:
         print(f"error: the DAG run failed; see the failed task above and {log}", file=sys.stderr)
     print(demo_summary(year))
     return 0 if code == 0 else 1
+
+
+# --- backfill: the DAG for each year, oldest first ------------------------------------------
+
+def _year_of_run(conf: str | None, logical_date: str | None) -> int | None:
+    """The year a recorded run processed (its `year` conf, else the year before its date)."""
+    year = (json.loads(conf) if conf else {}) or {}
+    if year.get("year") not in (None, ""):
+        return int(year["year"])
+    return int(logical_date[:4]) - 1 if logical_date else None
+
+
+def succeeded_runs(home: Path) -> dict[int, str]:
+    """year -> run_id of the newest succeeded run of the DAG in this Airflow home."""
+    db = Path(home) / "airflow.db"
+    if not db.is_file():
+        return {}
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute("select run_id, conf, logical_date from dag_run where dag_id = ? "
+                            "and state = 'success' order by id", (DAG_ID,)).fetchall()
+    done = {}
+    for run_id, conf, logical_date in rows:
+        if (year := _year_of_run(conf, logical_date)) is not None:
+            done[year] = run_id
+    return done
+
+
+def scored_years() -> set[int]:
+    """Years with a succeeded scoring run in the warehouse (ml.model_runs)."""
+    import psycopg
+
+    from lakehouse.warehouse import connect
+
+    with connect(part="reader") as conn:
+        try:
+            rows = conn.execute("select distinct year from ml.model_runs "
+                                "where status = 'succeeded'").fetchall()
+        except psycopg.errors.UndefinedTable:
+            return set()
+    return {r[0] for r in rows}
+
+
+def bronze_years(candidates: list[int]) -> list[int]:
+    """The candidate years whose bronze object is in the lake."""
+    from lakehouse.lake import Lake, bronze_key
+
+    lake = Lake.from_env()
+    return [y for y in candidates if lake.exists(bronze_key(y))]
+
+
+def _failure_line(log_path: Path, run_id: str, task_id: str, log_folder: Path) -> str:
+    """The last error line of a failed task's log, to name the cause beside the task."""
+    attempts = sorted(task_log_path(log_folder, run_id, task_id, 1).parent.glob("attempt=*.log"),
+                      key=lambda p: int(p.stem.split("=")[1]))
+    source = attempts[-1] if attempts else log_path
+    found = ""
+    with open(source, errors="replace") as fh:
+        for line in fh:
+            if re.search(r"\b\w*(Error|Exception)\b|\bERROR\b|error:", line):
+                found = line.strip()
+    return found[:400]
+
+
+def backfill(years: list[int], force: bool = False, home: Path = DEFAULT_HOME,
+             on_year=None) -> list[dict]:
+    """Run the DAG for each year in order, one year at a time (`run_year`: in-process, or in the
+    running `make airflow` of this home), stopping at the first failure. A year is finished, and skipped unless `force`, when this Airflow home
+    holds a succeeded run of it AND the warehouse holds a succeeded scoring run of it
+    (ml.model_runs): a new or wiped warehouse redoes every year.
+
+    Returns one dict per year: year, status (succeeded / skipped / failed), seconds, run_id,
+    failed_task, error, log. `on_year(result)` is called as each year ends.
+    """
+    from lakehouse.warehouse import apply_env
+
+    apply_env()
+    env = airflow_env(home)
+    prepare_home(env)
+    home = Path(env["AIRFLOW_HOME"])
+    log_folder = Path(env["AIRFLOW__LOGGING__BASE_LOG_FOLDER"])
+    done = succeeded_runs(home)
+    scored = scored_years()
+    results = []
+    for year in years:
+        if not force and year in done and year in scored:
+            result = {"year": year, "status": "skipped", "seconds": 0.0, "run_id": done[year],
+                      "failed_task": None, "error": None, "log": None}
+        else:
+            log = home / "backfill" / f"{year}.log"
+            log.parent.mkdir(parents=True, exist_ok=True)
+            started = time.perf_counter()
+            code, tasks = run_year(env, year, log)
+            failed = sorted((i["start"] or "~", t) for t, i in tasks.items() if i["state"] == "failed")
+            run_id = next(iter(tasks.values()))["run_id"] if tasks else None
+            result = {"year": year, "status": "succeeded" if code == 0 and not failed else "failed",
+                      "seconds": round(time.perf_counter() - started, 1), "run_id": run_id,
+                      "failed_task": failed[0][1] if failed else None, "error": None,
+                      "log": str(log)}
+            if result["status"] == "failed" and run_id:
+                result["error"] = _failure_line(log, run_id, result["failed_task"] or "", log_folder) \
+                    if result["failed_task"] else "the DAG run failed before any task ran"
+        results.append(result)
+        if on_year:
+            on_year(result)
+        if result["status"] == "failed":
+            break
+    return results
+
+
+def _print_year(result: dict) -> None:
+    year = result["year"]
+    if result["status"] == "skipped":
+        print(f"  {year}  skipped: finished (DAG run {result['run_id']} succeeded, scored in "
+              "ml.model_runs); FORCE=1 runs it again", flush=True)
+    elif result["status"] == "succeeded":
+        print(f"  {year}  succeeded in {result['seconds']:.1f}s", flush=True)
+    else:
+        print(f"  {year}  FAILED after {result['seconds']:.1f}s at task {result['failed_task']}",
+              flush=True)
+
+
+def backfill_cli(first: int | None, last: int | None, force: bool, home: Path) -> int:
+    from lakehouse.airflow_support import lake_years
+
+    if (first is None) != (last is None):
+        raise AirflowLocalError("give both FROM and TO (years, e.g. FROM=2009 TO=2018), or neither "
+                                "for every year of LAKEHOUSE_YEARS the lake holds")
+    if first is None:
+        from lakehouse.warehouse import apply_env
+
+        apply_env()
+        candidates = lake_years()
+        years = bronze_years(candidates)
+        if not years:
+            raise AirflowLocalError(f"the lake ({os.environ.get('LAKE_URL', 'data/lake')}) holds no "
+                                    f"bronze year of {candidates[0]}-{candidates[-1]}: "
+                                    "`python -m loaders ingest PATH` puts the Kaggle files there")
+    else:
+        if first > last:
+            raise AirflowLocalError(f"FROM={first} is after TO={last}: the first year comes first")
+        years = list(range(first, last + 1))
+    print(f"backfill of {DAG_ID}: {len(years)} years {years[0]}-{years[-1]}, oldest first"
+          f"{' (FORCE: finished years run again)' if force else ''}", flush=True)
+    started = time.perf_counter()
+    results = backfill(years, force=force, home=home, on_year=_print_year)
+    ran = [r for r in results if r["status"] != "skipped"]
+    print(f"years run: {len(ran)}, skipped as finished: "
+          f"{sum(r['status'] == 'skipped' for r in results)}, {time.perf_counter() - started:.1f}s",
+          flush=True)
+    last_result = results[-1]
+    if last_result["status"] == "failed":
+        rest = years[len(results):]
+        print(f"error: backfill stopped at year {last_result['year']}: task "
+              f"{last_result['failed_task']} failed: {last_result['error']} (full log "
+              f"{last_result['log']}; the task's log is in the Airflow UI too)"
+              + (f"; not run: {', '.join(map(str, rest))}" if rest else ""), file=sys.stderr)
+        return 1
+    return 0
 
 
 # --- the UI ---------------------------------------------------------------------------------
@@ -330,7 +606,8 @@ def serve(home: Path = DEFAULT_HOME, port: int | None = None) -> int:
         print(f"see {log}", file=sys.stderr)
         raise
     print(f"Airflow UI: {base_url}  login: {ADMIN_USER} / (password in {passwords_file(Path(env['AIRFLOW_HOME']))})\n"
-          f"DAG {DAG_ID} is paused: unpause it for the yearly catch-up, or trigger it with a year.\n"
+          f"DAG {DAG_ID}: trigger it with a year (the trigger form or the REST API), or run "
+          f"years in order with `make backfill FROM=.. TO=..`; task logs are in each task's Logs tab.\n"
           f"log: {log}; stop with `make airflow-stop`")
     return 0
 
@@ -375,8 +652,13 @@ def main(argv: list[str] | None = None) -> int:
     st = sub.add_parser("stop", help="stop it")
     dm = sub.add_parser("demo", help="run the DAG once in-process for a year and summarise")
     dm.add_argument("--year", type=int, required=True)
+    bf = sub.add_parser("backfill", help="run the DAG for each year, oldest first, stopping at "
+                        "the first failure; finished years are skipped unless --force")
+    bf.add_argument("--from", dest="first", type=_year_arg, default=None, help="first year")
+    bf.add_argument("--to", dest="last", type=_year_arg, default=None, help="last year")
+    bf.add_argument("--force", action="store_true", help="run finished years again")
     sub.add_parser("env", help="print the environment for running `airflow` commands by hand")
-    for p in (sv, st, dm):
+    for p in (sv, st, dm, bf):
         p.add_argument("--home", type=Path, default=DEFAULT_HOME)
     args = parser.parse_args(argv)
     try:
@@ -384,6 +666,13 @@ def main(argv: list[str] | None = None) -> int:
     except AirflowLocalError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+
+
+def _year_arg(value: str) -> int:
+    if not re.fullmatch(r"\d{4}", value.strip()):
+        raise argparse.ArgumentTypeError(f"{value!r}: give a year such as 2009 (monthly periods "
+                                         "are not backfilled by this command)")
+    return int(value)
 
 
 def _dispatch(args) -> int:
@@ -394,6 +683,8 @@ def _dispatch(args) -> int:
         return 0
     if args.command == "demo":
         return demo(args.year, args.home)
+    if args.command == "backfill":
+        return backfill_cli(args.first, args.last, args.force, args.home)
     for key, value in airflow_env(DEFAULT_HOME, base={}).items():
         # PATH stays the caller's; a password stays out of shell history and terminals.
         if key != "PATH" and not (key.startswith("AIRFLOW_CONN") and "password" in value) \

@@ -182,7 +182,8 @@ DEFAULT_YEARS = "2009-2018"  # the years of the Kaggle files the original pipeli
 
 
 def lake_years(spec: str | None = None) -> list[int]:
-    """The years the catch-up covers: `LAKEHOUSE_YEARS` such as `2009-2018` or `2015,2017`."""
+    """The years of the schedule (what `airflow backfill create` walks, and `make backfill`
+    without FROM/TO): `LAKEHOUSE_YEARS` such as `2009-2018` or `2015,2017`."""
     spec = spec if spec is not None else os.environ.get("LAKEHOUSE_YEARS", DEFAULT_YEARS)
     years: set[int] = set()
     for part in filter(None, (p.strip() for p in spec.split(","))):
@@ -199,11 +200,12 @@ def lake_years(spec: str | None = None) -> list[int]:
 
 
 def yearly_schedule():
-    """One run on 1 January after each lake year, for exactly the years the lake holds.
+    """One date on 1 January after each lake year: a backfill over a range creates one run per
+    date (with catch-up off the scheduler creates none by itself, the dates being past).
 
-    A cron `@yearly` with an `end_date` would bound the catch-up too, but Airflow creates no
+    A cron `@yearly` with an `end_date` would bound the range too, but Airflow creates no
     task instances for a run dated after `end_date`: a manual run today would "succeed" doing
-    nothing. A list of yearly dates bounds the catch-up and leaves manual runs alone.
+    nothing. A list of yearly dates bounds the range and leaves manual runs alone.
     """
     import pendulum
 
@@ -231,6 +233,13 @@ def resolve_year(params: Mapping[str, Any] | None, logical_date: datetime | None
     if when is None:
         raise ValueError("the run has neither a `year` param nor a logical date")
     return when.year - 1
+
+
+def missing_bronze_message(year: int, exc: Exception) -> str:
+    """What a run of a year without a bronze object says: how to put the year in the lake."""
+    return (f"year {year}: {exc}: put the year's file in the lake with "
+            f"`python -m loaders ingest PATH` (the Kaggle zip, a folder or {year}.csv), or for "
+            f"sample data `python -m loaders generate --year {year}`; then run the year again")
 
 
 def year_from_context(context: Mapping[str, Any]) -> int:
@@ -344,8 +353,9 @@ def demo_summary(year: int, top: int = 5) -> str:
         plot_origin = rows[0][5] if rows else "ORD"
     lines += [
         "next:",
-        "  make airflow        the Airflow UI with this DAG (login in docs/airflow.md)",
-        "  make docs           the dbt docs of silver and gold",
+        ("  make airflow        the Airflow UI with this run and its task logs "
+         "(login admin, password in .local/airflow/passwords.json)"),
+        "  make docs           the dbt docs of every model, source and exposure",
         f"  python -m ml plot --origin {plot_origin} --year {year}   its year, band, flagged days",
     ]
     return "\n".join(lines)

@@ -7,6 +7,19 @@ import json
 import sys
 
 from lakehouse.cli import run_cli
+from lakehouse.errors import UserError
+
+
+def parse_years(spec: str) -> list[int]:
+    """`2009-2018` or `2015` -> the years, oldest first."""
+    first, _, last = spec.partition("-")
+    try:
+        lo, hi = int(first), int(last or first)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{spec!r}: use a year or a range such as 2009-2018") from None
+    if lo > hi:
+        raise argparse.ArgumentTypeError(f"{spec!r}: the first year comes first (2009-2018)")
+    return list(range(lo, hi + 1))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -14,8 +27,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     score = sub.add_parser("score", help="score a year of gold.agg_dep_delay_by_date into ml.*")
-    score.add_argument("--year", type=int, required=True)
-    score.add_argument("--json", action="store_true", help="print one JSON summary object")
+    which = score.add_mutually_exclusive_group(required=True)
+    which.add_argument("--year", type=int)
+    which.add_argument("--years", type=parse_years, metavar="FIRST-LAST",
+                       help="re-score a range oldest first (e.g. 2009-2018), so every year is "
+                       "scored with the earlier years of gold as history")
+    score.add_argument("--json", action="store_true",
+                       help="print one JSON summary object (one line per year with --years)")
 
     ev = sub.add_parser(
         "evaluate",
@@ -55,15 +73,23 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "score":
         from ml.score import score_year
 
-        summary = score_year(args.year)
-        if args.json:
-            print(json.dumps(summary))
-        else:
-            print(f"scored {summary['airport_days']} airport-days of {args.year} "
-                  f"({summary['airports']} airports): {summary['anomalies']} anomalies, "
-                  f"{summary['insufficient_history']} with insufficient history, "
-                  f"{summary['failures']} detector failures, {summary['seconds']} s "
-                  f"(run {summary['run_id']})")
+        # Oldest first: a year's history is the earlier years of gold (docs/ml.md).
+        for year in args.years or [args.year]:
+            try:
+                summary = score_year(year)
+            except UserError as exc:
+                raise UserError(f"year {year}: {exc}") from exc
+            except Exception:
+                print(f"error: scoring stopped at year {year}", file=sys.stderr)
+                raise
+            if args.json:
+                print(json.dumps(summary), flush=True)
+            else:
+                print(f"scored {summary['airport_days']} airport-days of {year} "
+                      f"({summary['airports']} airports): {summary['anomalies']} anomalies, "
+                      f"{summary['insufficient_history']} with insufficient history, "
+                      f"{summary['failures']} detector failures, {summary['seconds']} s "
+                      f"(run {summary['run_id']})", flush=True)
         return 0
     if args.command == "evaluate":
         from ml.evaluate import cli_evaluate

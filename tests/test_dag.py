@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import itertools
 import json
 import math
 import re
@@ -126,11 +127,15 @@ def test_tasks_are_wired_in_order(report):
 
 def test_schedule_params_retries_and_assets(report):
     tasks = report["tasks"]
-    assert report["catchup"] is True and report["max_active_runs"] == 1
+    # Unpaused, no catch-up: a triggered run starts at once and a first start launches nothing;
+    # one run at a time, so a backfill's years run oldest first.
+    assert report["catchup"] is False and report["is_paused_upon_creation"] is False
+    assert report["max_active_runs"] == 1
     assert "2009-2018" in report["schedule"]
     assert report["params"]["year"]["type"] == ["null", "integer"]
-    assert tasks["load_staging"]["retries"] >= 2 and tasks["export_lake"]["retries"] >= 2
-    assert tasks["check_bronze"]["retries"] == 0
+    # Every task retries (a PostgreSQL restart or a lake hiccup costs a retry); a missing
+    # bronze file fails at once all the same (AirflowFailException: see the missing-file run).
+    assert {t: i["retries"] for t, i in tasks.items() if i["retries"] < 2} == {}
     assert tasks["dbt_transform.agg_dep_delay_by_date_model_build"]["outlets"] == [
         "gold.agg_dep_delay_by_date"]
     assert tasks["score_anomalies"]["outlets"] == ["ml.dep_delay_anomalies"]
@@ -306,4 +311,144 @@ def test_missing_bronze_fails_first_task_naming_the_object_and_cleans_up(dag_env
     assert others and set(others.values()) == {"upstream_failed"}
     text = log.read_text()
     assert f"{lake / bronze_key(missing)} does not exist in the lake" in text
+    assert "python -m loaders ingest PATH" in text
     assert f"python -m loaders generate --year {missing}" in text
+
+
+# --- backfill -------------------------------------------------------------------------------
+
+BACKFILL_YEARS = [2010, 2011, 2012]
+BACKFILL_ROWS = 15_000
+
+
+def _year_rows(conn: psycopg.Connection, table: str, year: int, skip=("run_id", "scored_at")) -> list:
+    """Every row of a year, every column except `skip`, in id order (columns read from the
+    live table, so columns added later are compared too)."""
+    schema, name = table.split(".")
+    cols = [r[0] for r in conn.execute(
+        "select column_name from information_schema.columns where table_schema = %s and "
+        "table_name = %s order by ordinal_position", (schema, name)) if r[0] not in skip]
+    query = psycopg.sql.SQL("select {} from {}.{} where year = %s order by id").format(
+        psycopg.sql.SQL(", ").join(map(psycopg.sql.Identifier, cols)),
+        psycopg.sql.Identifier(schema), psycopg.sql.Identifier(name))
+    # Floats to 12 significant digits: a float aggregate such as gold's stddev_samp sums in
+    # whatever order the (parallel) plan reads the rows, so its last bits vary between builds.
+    return [tuple(float(f"{v:.12g}") if isinstance(v, float) else v for v in row)
+            for row in conn.execute(query, (year,)).fetchall()]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(3600)  # five DAG runs and a re-scoring: ~10 min on a quiet machine
+def test_backfill_runs_years_in_order_skips_finished_ones_and_reruns_identically(
+        pg_conn, lake, manifest, tmp_path, monkeypatch):
+    from loaders.generate import generate_year
+
+    for year in BACKFILL_YEARS:
+        generate_year(year, rows=BACKFILL_ROWS, seed=year, lake=Lake(str(lake)))
+    monkeypatch.setenv("LAKEHOUSE_DBT_MANIFEST", str(manifest))
+    home = tmp_path / "airflow"
+
+    # A missing year after the three stops the backfill at its bronze check; the year after
+    # it is not run.
+    missing = BACKFILL_YEARS[-1] + 1
+    results = airflow_local.backfill([*BACKFILL_YEARS, missing, missing + 1], home=home)
+    assert [(r["year"], r["status"]) for r in results] == [
+        *((y, "succeeded") for y in BACKFILL_YEARS), (missing, "failed")], results
+    assert results[-1]["failed_task"] == "check_bronze"
+    assert "python -m loaders ingest PATH" in results[-1]["error"]
+    # and its task log sits where the UI's Logs tab reads it
+    log = airflow_local.task_log_path(home / "logs", results[-1]["run_id"], "check_bronze", 1)
+    assert "python -m loaders ingest PATH" in log.read_text()
+    # oldest first, one at a time: each year was scored after the one before had finished
+    runs = pg_conn.execute("select year, started_at, finished_at from ml.model_runs "
+                           "order by started_at").fetchall()
+    assert [r[0] for r in runs] == BACKFILL_YEARS
+    assert all(a[2] <= b[1] for a, b in itertools.pairwise(runs))
+    before = {y: {t: _year_rows(pg_conn, t, y) for t in ("gold.agg_dep_delay_by_date",
+                                                          "ml.dep_delay_anomalies")}
+              for y in BACKFILL_YEARS}
+    assert all(before[y]["gold.agg_dep_delay_by_date"] and before[y]["ml.dep_delay_anomalies"]
+               for y in BACKFILL_YEARS)
+
+    # A second backfill redoes nothing finished ...
+    again = airflow_local.backfill(BACKFILL_YEARS, home=home)
+    assert [r["status"] for r in again] == ["skipped"] * len(BACKFILL_YEARS)
+    assert pg_conn.execute("select count(*) from ml.model_runs").fetchone()[0] == len(BACKFILL_YEARS)
+
+    # ... unless forced: the middle year again leaves gold and the anomalies identical.
+    middle = BACKFILL_YEARS[1]
+    forced = airflow_local.backfill([middle], force=True, home=home)
+    assert [(r["year"], r["status"]) for r in forced] == [(middle, "succeeded")], forced
+    assert pg_conn.execute("select count(*) from ml.model_runs where year = %s",
+                           (middle,)).fetchone()[0] == 2
+    after = {y: {t: _year_rows(pg_conn, t, y) for t in before[y]} for y in BACKFILL_YEARS}
+    assert after == before
+
+    # Re-scoring the range after the backfill, oldest first, gives the same anomalies too: each
+    # year already saw the history it sees now.
+    import subprocess
+    import sys
+
+    rescore = subprocess.run([sys.executable, "-m", "ml", "score", "--years",
+                              f"{BACKFILL_YEARS[0]}-{BACKFILL_YEARS[-1]}", "--json"],
+                             capture_output=True, text=True, check=False, cwd=airflow_local.REPO)
+    assert rescore.returncode == 0, rescore.stderr
+    assert [json.loads(line)["year"] for line in rescore.stdout.splitlines()] == BACKFILL_YEARS
+    assert {y: {t: _year_rows(pg_conn, t, y) for t in before[y]} for y in BACKFILL_YEARS} == before
+
+
+@pytest.mark.slow
+def test_postgres_restart_mid_run_costs_a_retry_not_the_run(airflow_home, manifest, tmp_path,
+                                                             monkeypatch):
+    """Stop the warehouse while a dbt task runs, start it again once that attempt has failed:
+    the task's retry succeeds and so does the run."""
+    import subprocess
+    import time
+
+    from conftest import throwaway_cluster
+
+    from lakehouse import localdb
+    from loaders.generate import generate_year
+
+    lake_dir = tmp_path / "lake"
+    lake_dir.mkdir()
+    monkeypatch.setenv("LAKE_URL", str(lake_dir))
+    generate_year(YEAR, rows=20_000, seed=3, lake=Lake(str(lake_dir)))
+    victim = "dbt_transform.flights_model_build"
+    with throwaway_cluster("lakehouse-test-restart-") as cluster:
+        env = _env(airflow_home, manifest, pg_env=cluster.env(), connection=False)
+        env["LAKE_URL"] = str(lake_dir)
+        log = tmp_path / "restart.log"
+        with open(log, "w") as out:
+            proc = subprocess.Popen([airflow_local.airflow_bin(), "dags", "test", "etl_ml_pipeline",
+                                     "-c", json.dumps({"year": YEAR})], env=env, stdout=out,
+                                    stderr=subprocess.STDOUT)
+        base = cluster.data_dir.parent
+        stopped = False
+        try:
+            deadline = time.time() + 600
+            while time.time() < deadline and proc.poll() is None:
+                states = {t: i["state"] for t, i in airflow_local.last_run_tasks(airflow_home).items()}
+                if states.get(victim) == "running" and not stopped:
+                    localdb.stop(base)
+                    stopped = True
+                elif stopped and "up_for_retry" in states.values() and not localdb.is_running(cluster):
+                    localdb.start(base)  # once an attempt has failed on the stopped server
+                time.sleep(0.2)
+            code = proc.wait(timeout=600)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            if not localdb.is_running(cluster):
+                localdb.start(base)
+        tasks = airflow_local.last_run_tasks(airflow_home)
+        assert stopped, f"{victim} was never seen running"
+        _assert_all_succeeded(code, tasks, log)
+        retried = {t: i for t, i in tasks.items() if i["try_number"] > 1}
+        assert retried, "no task needed a retry: the restart was not seen"
+        # each attempt gets its own file where the UI reads it (run_dag does this after a run)
+        airflow_local.split_task_logs(airflow_home / "logs", tasks[victim]["run_id"], log)
+        for task_id, info in retried.items():
+            first_try = airflow_local.task_log_path(airflow_home / "logs", info["run_id"],
+                                                    task_id, 1).read_text()
+            assert re.search(r"(?i)connection|server closed|terminating", first_try), first_try[-2000:]
