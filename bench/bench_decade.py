@@ -195,7 +195,8 @@ def main() -> None:
     with psycopg.connect(autocommit=True) as admin:
         admin.execute(sql.SQL("create database {}").format(sql.Identifier(bench_db)))
         backend = admin.execute("select pg_backend_pid()").fetchone()[0]
-    postmaster = psutil.Process(backend).ppid()  # the server's processes are its children
+        # the server's processes are its children (read while this backend still exists)
+        postmaster = psutil.Process(backend).ppid()
     os.environ.update({"PGDATABASE": bench_db, "LAKE_URL": str(lake_dir)})
     work = Path(tempfile.mkdtemp(prefix="bench-decade-", dir=base))
     try:
