@@ -5,4 +5,4 @@ parts call is `ml.score.score_year(year) -> dict`.
 """
 
 # Bumped whenever detectors, parameters or the ensemble rule change the output for the same input.
-MODEL_VERSION = "ml-2026.11.1"
+MODEL_VERSION = "ml-2026.12.1"
