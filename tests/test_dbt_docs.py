@@ -32,7 +32,7 @@ def bundle_relations() -> set[str]:
     """schema.table of everything the Superset bundle's datasets read (physical tables and
     the relations named in virtual datasets' SQL)."""
     found = set()
-    for path in BUNDLE_DATASETS.glob("*.yaml"):
+    for path in sorted(BUNDLE_DATASETS.rglob("*.yaml")):  # Superset exports one folder per database
         dataset = yaml.safe_load(path.read_text())
         if dataset.get("sql"):
             found |= {f"{s}.{t}" for s, t in re.findall(
