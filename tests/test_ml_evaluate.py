@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow
 
 ROWS = 1_000_000
 SEED = 7
-PRECISION_FLOOR = 0.6  # measured: see the printed table (docs/ml.md)
+PRECISION_FLOOR = 0.6  # measured 0.870 (40 of 46 flags), recall 0.360 (40 of 111), F1 0.510
 RECALL_FLOOR = 0.25
 
 
