@@ -54,7 +54,9 @@ DISK_BYTES_PER_ROW = {"lake": 160, "warehouse": 470}
 SCHEMAS = ("staging", "silver", "gold", "ml")
 ZONES = ("01_bronze", "02_silver", "03_gold")
 DATASETS = REPO / "superset" / "bundle" / "datasets"
-MAP_TABLE = "airport_traffic_anomalies"  # the map's virtual dataset, in Superset's export format
+# The datasets of the map and of the impact ranking, by table_name in Superset's export format
+MAP_TABLE = "airport_year_anomalies"
+RANKED_TABLE = "anomalies_ranked"
 
 
 def parse_years(spec: str) -> list[int]:
@@ -118,17 +120,28 @@ def _gb(n: float) -> str:
     return f"{n / 1e9:,.2f} GB" if n >= 1e9 else f"{n / 1e6:,.1f} MB"
 
 
+def _dataset_source(table_name: str) -> str:
+    """What Superset's query of a dataset selects from: its SQL as a subquery (virtual) or its table."""
+    dataset = next(d for d in map(yaml.safe_load, map(Path.read_text, sorted(DATASETS.rglob("*.yaml"))))
+                   if d.get("table_name") == table_name)
+    if dataset.get("sql"):
+        return f"({dataset['sql']}) as virtual_table"
+    return f'"{dataset["schema"]}"."{dataset["table_name"]}"'
+
+
 def _queries(last_year: int, origin: str) -> list[tuple[str, str, tuple]]:
-    map_sql = next(d["sql"] for d in map(yaml.safe_load, map(Path.read_text,
-                                                                sorted(DATASETS.rglob("*.yaml"))))
-                   if d.get("table_name") == MAP_TABLE)
-    # The chart's own query shape: Superset wraps the virtual dataset and groups it.
+    map_source = _dataset_source(MAP_TABLE)
+    # The charts' own query shapes: Superset selects from the dataset and groups or sorts it.
     map_all = (f"select latitude, longitude, origin, sum(scheduled_flights) as scheduled_flights_sum "
-               f"from ({map_sql}) as virtual_table group by latitude, longitude, origin "
+               f"from {map_source} group by latitude, longitude, origin "
                "order by scheduled_flights_sum desc limit 5000")
     map_year = (f"select latitude, longitude, origin, sum(scheduled_flights) as scheduled_flights_sum "
-                f"from ({map_sql}) as virtual_table where year = %s "
+                f"from {map_source} where year = %s "
                 "group by latitude, longitude, origin order by scheduled_flights_sum desc limit 5000")
+    ranked = (f"select impact_rank, airport_day, flights, impact_minutes, detectors, "
+              f"min(sort_key) as first_sort_key from {_dataset_source(RANKED_TABLE)} where year = %s "
+              "group by impact_rank, airport_day, flights, impact_minutes, detectors "
+              "order by first_sort_key limit 500")
     return [
         (f"daily series of {origin}, every year",
          ("select fl_date, mean_dep_delay, expected_dep_delay, dep_delay_band_high, is_anomaly "
@@ -138,6 +151,7 @@ def _queries(last_year: int, origin: str) -> list[tuple[str, str, tuple]]:
          "coalesce(cancel_score, 0), coalesce(late_score, 0)) as max_score "
          "from ml.dep_delay_anomalies where year = %s and is_anomaly "
          "order by max_score desc limit 50"), (last_year,)),
+        (f"anomalies ranked by impact, year filter {last_year}", ranked, (last_year,)),
         ("airport map, every year", map_all, ()),
         (f"airport map, year filter {last_year}", map_year, (last_year,)),
     ]

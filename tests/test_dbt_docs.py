@@ -153,8 +153,8 @@ def test_docs_cover_every_model_source_column_and_dashboard_table(docs_site, pg_
                     if n["resource_type"] in ("model", "seed")},
                  **{_relation(n): uid for uid, n in manifest["sources"].items()}}
     read = bundle_relations()
-    assert {"gold.agg_dep_delay_by_date", "gold.daily_delay_anomalies", "ml.dep_delay_anomalies",
-            "gold.airports"} <= read
+    assert {"gold.daily_delay_anomalies", "gold.anomaly_carrier_share",
+            "gold.airport_year_anomalies"} <= read
     assert read <= relations.keys(), read - relations.keys()
     dashboard = manifest["exposures"]["exposure.lakehouse.flight_delay_dashboard"]
     missing = {r for r in read if relations[r] not in dashboard["depends_on"]["nodes"]}

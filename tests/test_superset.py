@@ -78,7 +78,7 @@ def warehouse():
         _run([py, "-m", "loaders", "load", "--year", str(YEAR)], env)
         _run(dbt + ["--exclude", "tag:ml"], env)
         _run([py, "-m", "ml", "score", "--year", str(YEAR)], env)
-        _run(dbt + ["--select", "tag:ml"], env)  # gold.daily_delay_anomalies, anomaly_carrier_share
+        _run(dbt + ["--select", "tag:ml"], env)  # gold.daily_delay_anomalies, anomaly_carrier_share, airport_year_anomalies
         yield env
     finally:
         localdb.destroy(base / "pg")
@@ -126,7 +126,7 @@ def test_pipeline_under_least_privilege_owned_its_tables(warehouse):
             "select n.nspname || '.' || c.relname, pg_get_userbyid(c.relowner) from pg_class c "
             "join pg_namespace n on n.oid = c.relnamespace where c.relname in "
             "('flights', 'agg_dep_delay_by_date', 'dep_delay_anomalies', 'daily_delay_anomalies', "
-            "'anomaly_carrier_share')"
+            "'anomaly_carrier_share', 'airport_year_anomalies')"
         ).fetchall())
     assert owners == {
         "staging.flights": "lakehouse_loader",
@@ -134,6 +134,7 @@ def test_pipeline_under_least_privilege_owned_its_tables(warehouse):
         "gold.agg_dep_delay_by_date": "lakehouse_transform",
         "gold.daily_delay_anomalies": "lakehouse_transform",
         "gold.anomaly_carrier_share": "lakehouse_transform",
+        "gold.airport_year_anomalies": "lakehouse_transform",
         "ml.dep_delay_anomalies": "lakehouse_ml",
     }
 
