@@ -116,7 +116,12 @@ $(CURDIR)/.local/dbt/profiles.yml: profiles.yml.example
 dbt-profile: $(if $(filter $(CURDIR)/.local/dbt,$(DBT_PROFILES_DIR)),$(CURDIR)/.local/dbt/profiles.yml)
 	@test -f "$(DBT_PROFILES_DIR)/profiles.yml" || { echo "error: no profiles.yml in DBT_PROFILES_DIR=$(DBT_PROFILES_DIR): copy profiles.yml.example there"; exit 2; }
 
+# dbt keys its partial-parse cache on the connection settings (host, port, user, database),
+# not only on the files: parse with the ones the later `dbt build`s use (the local cluster's
+# unless PG* are set; it need not be running), or every switch re-parses the whole project
+# with "Unable to do partial parsing because profile has changed".
 dbt-parse: venv dbt-profile
+	@if [ -z "$$PGHOST" ]; then eval "$$($(PY) -m lakehouse.localdb env)"; fi; \
 	$(DBT) parse --project-dir dbt_project
 
 dbt-build: venv dbt-profile
