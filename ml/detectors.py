@@ -1,11 +1,13 @@
 """Anomaly detectors for one airport's daily series.
 
-Every detector has the same small interface: `detector(series, params, ctx) -> Detection`,
-where `series` is an `AirportSeries` (earlier years included), and `ctx` is a dict the scorer
-threads through the detectors in order so later ones can reuse earlier baselines (the robust
-exclusion mask, the volume-aware z-scores). A Detection holds, per calendar day, the expected
-value, a band, a score and a flag, and, for the ensemble's members, a strength (score over
-the detector's own threshold, 0 where its other conditions fail; flag = strength >= 1).
+Every detector is a pure function `run(series, params, inputs) -> Detection`, registered as a
+`Detector` with the names of the detectors whose results it reads (`needs`): `series` is an
+`AirportSeries` (earlier years included) and `inputs` maps each of those names to its
+Detection (e.g. the ARIMA detector reuses the seasonal one's weekday profile and exclusion
+mask). `run_detectors` runs them in an order derived from `needs`. A Detection holds, per
+calendar day, the expected value, a band, a score and a flag, for the ensemble's members a
+strength (score over the detector's own threshold, 0 where its other conditions fail;
+flag = strength >= 1), and in `fitted` what other detectors reuse.
 Thresholds are in units of each series' own noise (robust scales of its residuals, tail
 probabilities of its counts), so they carry from airport to airport; their values were chosen
 on real flights (`python -m ml evaluate --tune`, docs/ml.md). All detectors are one-sided where
@@ -16,8 +18,12 @@ The two `original_*` detectors reproduce the previous pipeline's rules for the e
 
 from __future__ import annotations
 
+import time
 import warnings
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from graphlib import TopologicalSorter
+from types import MappingProxyType
 
 import numpy as np
 import pandas as pd
@@ -40,6 +46,11 @@ class Detection:
     # >= 1. The ensemble combines strengths, so one strong signal is enough and two nearly
     # strong ones can be too. None for detectors that are not ensemble members.
     strength: np.ndarray | None = None
+    # what later detectors reuse besides the fields above (e.g. an exclusion mask), read-only
+    fitted: Mapping[str, np.ndarray] = field(default_factory=dict)
+
+    def with_fitted(self, **arrays: np.ndarray) -> Detection:
+        return replace(self, fitted=MappingProxyType(dict(self.fitted, **arrays)))
 
     @classmethod
     def empty(cls, length: int) -> Detection:
@@ -53,6 +64,10 @@ class Detection:
         strength = np.where(conditions, np.clip(np.nan_to_num(score, nan=0.0), 0, None), 0.0)
         strength = strength / threshold
         return cls(expected, band_low, band_high, score, strength >= 1.0, strength=strength)
+
+
+# What a detector receives from the detectors it `needs`: their Detections by name.
+Inputs = Mapping[str, Detection]
 
 
 def _nan_gt(values: np.ndarray, threshold: float) -> np.ndarray:
@@ -98,19 +113,19 @@ def delay_scale(residual: np.ndarray, flights: np.ndarray, exclude: np.ndarray,
                         np.nan)
 
 
-def _delay_conditions(excess: np.ndarray, flights: np.ndarray, ctx: dict, p: Params):
+def _delay_conditions(excess: np.ndarray, flights: np.ndarray, late: Detection, p: Params):
     """Besides its z: a delay excess that matters, and enough flights to mean it (or, on a
     small day, the delayed-share tail backing it: many late flights, not one very late)."""
     small = flights < p.delay_min_flights
-    return _nan_gt(excess, p.delay_min_excess - 1e-12) & (~small | _late_support(ctx, p))
+    return _nan_gt(excess, p.delay_min_excess - 1e-12) & (~small | _late_support(late, p))
 
 
-def _delay_detection(expected, half_band, excess, z, flights, ctx, p: Params,
+def _delay_detection(expected, half_band, excess, z, flights, late: Detection, p: Params,
                      z_min: float) -> Detection:
     """A delay detection with two ways to the flag: z >= z_min with an excess of at least
     delay_min_excess minutes, or, for a day that is delay_large_excess minutes late, a z of
     delay_large_z (a volatile airport's bad day, within its wide band but an hour late)."""
-    ok = _delay_conditions(excess, flights, ctx, p)
+    ok = _delay_conditions(excess, flights, late, p)
     zz = np.clip(np.nan_to_num(z, nan=0.0), 0, None)
     strength = np.where(ok, zz / z_min, 0.0)
     large = ok & _nan_gt(excess, p.delay_large_excess - 1e-12)
@@ -120,14 +135,14 @@ def _delay_detection(expected, half_band, excess, z, flights, ctx, p: Params,
                      strength=strength)
 
 
-def _late_support(ctx: dict, p: Params) -> np.ndarray:
-    late = ctx.get("late_score")
-    if late is None or not np.isfinite(late).any():
-        return np.zeros(len(ctx["delay_z"]), dtype=bool)  # no late counts: small days never
-    return np.nan_to_num(late, nan=0.0) >= p.late_support
+def _late_support(late: Detection, p: Params) -> np.ndarray:
+    """Days whose delayed-share score backs a delay flag (`delayed_share`'s Detection)."""
+    if not np.isfinite(late.score).any():
+        return np.zeros(len(late.score), dtype=bool)  # no late counts: small days never
+    return np.nan_to_num(late.score, nan=0.0) >= p.late_support
 
 
-def seasonal_robust(s: AirportSeries, p: Params, ctx: dict) -> Detection:
+def seasonal_robust(s: AirportSeries, p: Params, inputs: Inputs) -> Detection:
     """Weekday profile + local level by leave-one-out medians; the residual is judged on the
     per-day scale of `delay_scale` (the series' own day-to-day noise plus the sampling noise of
     that day's flights). Two passes: days flagged in the first are left out of the second
@@ -136,19 +151,16 @@ def seasonal_robust(s: AirportSeries, p: Params, ctx: dict) -> Detection:
     y = s.delay
     wd = s.weekday
     exclude = np.zeros(len(s), dtype=bool)
-    ctx["delay_z"] = np.zeros(len(s))
     for _ in range(2):
         expected, eff = _seasonal_baseline(y, wd, exclude, p.level_half_width)
         u = y - expected
         sd = delay_scale(u, s.flights, exclude, s.flight_delay_sd(p.flight_delay_sd))
         z = u / sd
         exclude = exclude | _nan_gt(np.abs(z), p.delay_z)
-    ctx["exclude_delay"] = exclude
-    ctx["delay_z"] = z
-    ctx["delay_expected"] = expected
-    ctx["weekday_effect"] = eff
     half_band = p.delay_z * sd
-    return _delay_detection(expected, half_band, u, z, s.flights, ctx, p, p.delay_z)
+    det = _delay_detection(expected, half_band, u, z, s.flights, inputs["delayed_share"], p,
+                           p.delay_z)
+    return det.with_fitted(exclude=exclude, weekday_effect=eff)
 
 
 # --------------------------------------------------------------------------------------------
@@ -165,7 +177,7 @@ def thin_schedule_days(dates: pd.DatetimeIndex) -> np.ndarray:
     return thanksgiving | fixed
 
 
-def volume_drop(s: AirportSeries, p: Params, ctx: dict) -> Detection:
+def volume_drop(s: AirportSeries, p: Params, inputs: Inputs) -> Detection:
     """Flag days on which the flights that left collapsed against the weekday norm.
 
     Catches a storm in a file without cancelled rows (they are simply missing: the real 2001
@@ -192,16 +204,13 @@ def volume_drop(s: AirportSeries, p: Params, ctx: dict) -> Detection:
                   & ~thin_schedule_days(s.dates))
     band_low = np.minimum(np.expm1(expected_log - p.volume_z * scale),
                           expected * (1.0 - p.volume_min_drop))
-    det = Detection.gated(expected, band_low, np.full(len(s), np.nan), z, p.volume_z, conditions)
-    ctx["volume_z"] = z
-    ctx["exclude_volume"] = det.flag
-    return det
+    return Detection.gated(expected, band_low, np.full(len(s), np.nan), z, p.volume_z, conditions)
 
 
 # --------------------------------------------------------------------------------------------
 # Count detectors: cancellation waves, and the share of flights that left late
 # --------------------------------------------------------------------------------------------
-def cancel_wave(s: AirportSeries, p: Params, ctx: dict) -> Detection:
+def cancel_wave(s: AirportSeries, p: Params, inputs: Inputs) -> Detection:
     """Flag days whose cancelled count is improbably high for that airport and that volume.
 
     Catches the day a blizzard is forecast: most flights cancelled, the few that fly leave on
@@ -215,15 +224,14 @@ def cancel_wave(s: AirportSeries, p: Params, ctx: dict) -> Detection:
     band_high = np.minimum(
         np.maximum(rate_at_score(p.cancel_score_min, s.scheduled, p0, rho, where=s.target),
                    p0 + p.cancel_min_excess), 1.0)
-    ctx["cancel_z"] = z
-    ctx["cancel_score"] = score
-    ctx["exclude_cancel"] = flag
     rate = np.divide(s.cancelled, s.scheduled, out=np.full(len(s), np.nan), where=s.scheduled > 0)
-    return Detection.gated(p0, np.zeros(len(s)), band_high, score, p.cancel_score_min,
-                           _nan_gt(rate - p0, p.cancel_min_excess - 1e-12))
+    det = Detection.gated(p0, np.zeros(len(s)), band_high, score, p.cancel_score_min,
+                          _nan_gt(rate - p0, p.cancel_min_excess - 1e-12))
+    # count_anomaly's own flag (its tail and excess tests) leaves days out of the forest's training
+    return det.with_fitted(exclude=flag)
 
 
-def delayed_share(s: AirportSeries, p: Params, ctx: dict) -> Detection:
+def delayed_share(s: AirportSeries, p: Params, inputs: Inputs) -> Detection:
     """Flag days when improbably many of the flights that left were 15+ minutes late.
 
     The volume-aware companion of the mean: one flight two hours late moves a small airport's
@@ -231,7 +239,6 @@ def delayed_share(s: AirportSeries, p: Params, ctx: dict) -> Detection:
     probability of "1 of 1 late" is never small.
     """
     if s.delayed is None or not np.isfinite(s.delayed).any():
-        ctx["late_score"] = np.full(len(s), np.nan)
         return Detection.empty(len(s))
     p0, rho, score, _flag, _z = count_anomaly(
         s.delayed, s.flights, half_width=p.late_half_width, prior_n=p.count_prior_flights,
@@ -241,7 +248,6 @@ def delayed_share(s: AirportSeries, p: Params, ctx: dict) -> Detection:
         np.maximum(rate_at_score(p.late_score_min, s.flights, p0, rho, where=s.target),
                    p0 + p.late_min_excess),
         1.0)
-    ctx["late_score"] = score
     share = np.divide(s.delayed, s.flights, out=np.full(len(s), np.nan), where=s.flights > 0)
     return Detection.gated(p0, np.zeros(len(s)), band_high, score, p.late_score_min,
                            _nan_gt(share - p0, p.late_min_excess - 1e-12))
@@ -250,26 +256,25 @@ def delayed_share(s: AirportSeries, p: Params, ctx: dict) -> Detection:
 # --------------------------------------------------------------------------------------------
 # Isolation Forest, done right
 # --------------------------------------------------------------------------------------------
-def _one_sided_features(ctx: dict) -> np.ndarray:
+def _one_sided_features(inputs: Inputs) -> np.ndarray:
     # Clipped at 0: a quiet day (negative z) looks exactly like a normal day to the forest.
     # The two count scores are tail probabilities, so a day of one flight cannot look extreme.
-    dz = np.clip(np.nan_to_num(ctx["delay_z"], nan=0.0), 0, None)
-    late = np.nan_to_num(ctx["late_score"], nan=0.0)
-    cancel = np.nan_to_num(ctx["cancel_score"], nan=0.0)
-    drop = np.clip(np.nan_to_num(ctx["volume_z"], nan=0.0), 0, None)
+    dz = np.clip(np.nan_to_num(inputs["seasonal_robust"].score, nan=0.0), 0, None)
+    late = np.nan_to_num(inputs["delayed_share"].score, nan=0.0)
+    cancel = np.nan_to_num(inputs["cancel_wave"].score, nan=0.0)
+    drop = np.clip(np.nan_to_num(inputs["volume_drop"].score, nan=0.0), 0, None)
     return np.column_stack([dz, late, cancel, drop])
 
 
-def isolation_forest_features(s: AirportSeries, p: Params, ctx: dict) -> Detection:
+def isolation_forest_features(s: AirportSeries, p: Params, inputs: Inputs) -> Detection:
     """Per airport, only the features and the training mask; the forest itself is fitted
     once per run on all airports' days (`isolation_forest_panel`): the features are already
     normalised per airport, and one forest over ~100 k days beats 350 forests over ~365 days
     each, in both the stability of the rare-event region and run time (~1 s instead of ~100 s).
     """
-    ctx["iforest_features"] = _one_sided_features(ctx)
-    ctx["iforest_train"] = ((s.scheduled > 0) & ~ctx["exclude_delay"] & ~ctx["exclude_cancel"]
-                            & ~ctx["exclude_volume"])
-    return Detection.empty(len(s))
+    train = ((s.scheduled > 0) & ~inputs["seasonal_robust"].fitted["exclude"]
+             & ~inputs["cancel_wave"].fitted["exclude"] & ~inputs["volume_drop"].flag)
+    return Detection.empty(len(s)).with_fitted(features=_one_sided_features(inputs), train=train)
 
 
 def isolation_forest_panel(X: np.ndarray, train: np.ndarray, p: Params):
@@ -442,7 +447,7 @@ def _stationary_and_invertible(phi: np.ndarray, theta: np.ndarray) -> bool:
     return True
 
 
-def arima(s: AirportSeries, p: Params, ctx: dict) -> Detection:
+def arima(s: AirportSeries, p: Params, inputs: Inputs) -> Detection:
     """One-step-ahead ARMA forecasts of the weekday-adjusted delay (a day never predicts itself).
 
     The order is searched once (AIC, p <= max_p, q <= max_q) on the scored year plus a lead-in,
@@ -454,8 +459,9 @@ def arima(s: AirportSeries, p: Params, ctx: dict) -> Detection:
     from statsmodels.tsa.arima.model import ARIMA
 
     y = s.delay
-    eff = ctx["weekday_effect"][s.weekday]
-    exclude = ctx["exclude_delay"]
+    seasonal = inputs["seasonal_robust"]
+    eff = seasonal.fitted["weekday_effect"][s.weekday]
+    exclude = seasonal.fitted["exclude"]
     x = np.where(exclude, np.nan, y) - eff
     centre = np.nanmedian(x)
     x = x - centre
@@ -478,16 +484,16 @@ def arima(s: AirportSeries, p: Params, ctx: dict) -> Detection:
     sd = delay_scale(u, s.flights, exclude, s.flight_delay_sd(p.flight_delay_sd))
     z = u / sd
     half_band = p.arima_z * sd
-    gated = _delay_detection(expected, half_band, u, z, s.flights, ctx, p, p.arima_z)
+    gated = _delay_detection(expected, half_band, u, z, s.flights, inputs["delayed_share"], p,
+                             p.arima_z)
     gated.warnings = out.warnings
-    ctx["arima_order"] = (ar, 0, ma)
     return gated
 
 
 # --------------------------------------------------------------------------------------------
 # The original pipeline's rules (evaluation rows only)
 # --------------------------------------------------------------------------------------------
-def original_isolation_forest(s: AirportSeries, p: Params, ctx: dict) -> Detection:
+def original_isolation_forest(s: AirportSeries, p: Params, inputs: Inputs) -> Detection:
     """Its rule: IsolationForest(contamination=0.01) on the one mean-delay feature of the year.
 
     Seeded here only so the evaluation table is reproducible; the original had no seed.
@@ -506,7 +512,7 @@ def original_isolation_forest(s: AirportSeries, p: Params, ctx: dict) -> Detecti
     return out
 
 
-def original_arima(s: AirportSeries, p: Params, ctx: dict, faithful: bool = False) -> Detection:
+def original_arima(s: AirportSeries, p: Params, inputs: Inputs, faithful: bool = False) -> Detection:
     """Its rule: ARIMA(p, 0, q), p, q < 5 by AIC on the year alone; flag when the squared
     residual exceeds mean + 1 sigma of the squared residuals (both directions).
 
@@ -554,16 +560,68 @@ def original_arima(s: AirportSeries, p: Params, ctx: dict, faithful: bool = Fals
     return out
 
 
-# Order matters: later detectors read what earlier ones left in ctx.
-DETECTORS = {
-    "cancel_wave": cancel_wave,
-    "delayed_share": delayed_share,
-    "seasonal_robust": seasonal_robust,
-    "volume_drop": volume_drop,
-    "isolation_forest": isolation_forest_features,
-    "arima": arima,
-}
-ORIGINAL_DETECTORS = {
-    "original_isolation_forest": original_isolation_forest,
-    "original_arima": original_arima,
-}
+# --------------------------------------------------------------------------------------------
+# Registration, and the run over one airport
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Detector:
+    name: str
+    run: Callable[[AirportSeries, Params, Inputs], Detection]
+    needs: tuple[str, ...] = ()  # the detectors whose Detections `run` reads from `inputs`
+
+
+def _in_dependency_order(*detectors: Detector) -> dict[str, Detector]:
+    graph = {d.name: set(d.needs) for d in detectors}
+    by_name = {d.name: d for d in detectors}
+    return {name: by_name[name] for name in TopologicalSorter(graph).static_order()}
+
+
+DETECTORS = _in_dependency_order(
+    Detector("cancel_wave", cancel_wave),
+    Detector("delayed_share", delayed_share),
+    Detector("seasonal_robust", seasonal_robust, needs=("delayed_share",)),
+    Detector("volume_drop", volume_drop),
+    Detector("isolation_forest", isolation_forest_features,
+             needs=("seasonal_robust", "delayed_share", "cancel_wave", "volume_drop")),
+    Detector("arima", arima, needs=("seasonal_robust", "delayed_share")),
+)
+ORIGINAL_DETECTORS = _in_dependency_order(
+    Detector("original_isolation_forest", original_isolation_forest),
+    Detector("original_arima", original_arima),
+)
+
+
+@dataclass
+class DetectorRun:
+    results: dict[str, Detection]
+    problems: list[dict]
+    # a detector others need failed, so the airport cannot be judged
+    baseline_failed: bool = False
+
+
+def run_detectors(s: AirportSeries, p: Params, detectors: Mapping[str, Detector],
+                  timings: dict | None = None) -> DetectorRun:
+    """Every detector on one airport, in `detectors`' order (dependencies first).
+
+    One detector's failure is recorded as a problem and does not stop the others, unless
+    another detector needs its result. `timings`, when given, accumulates each one's seconds."""
+    needed = {n for d in detectors.values() for n in d.needs}
+    run = DetectorRun({}, [])
+    for name, detector in detectors.items():
+        t0 = time.perf_counter()
+        try:
+            det = detector.run(s, p, MappingProxyType({n: run.results[n] for n in detector.needs}))
+        except Exception as exc:  # noqa: BLE001 - one airport's failed fit must not stop the run
+            run.problems.append({"origin": s.origin, "detector": name, "level": "error",
+                                 "message": f"{type(exc).__name__}: {exc}"[:500]})
+            if name in needed:
+                run.baseline_failed = True
+                return run
+            continue
+        finally:
+            if timings is not None:
+                timings[name] = timings.get(name, 0.0) + time.perf_counter() - t0
+        run.problems += [{"origin": s.origin, "detector": name, "level": "warning",
+                          "message": message[:500]} for message in det.warnings]
+        run.results[name] = det
+    return run

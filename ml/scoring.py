@@ -12,7 +12,7 @@ import time
 import numpy as np
 import pandas as pd
 
-from ml.detectors import DETECTORS, ORIGINAL_DETECTORS, Detection, isolation_forest_panel
+from ml.detectors import DETECTORS, ORIGINAL_DETECTORS, isolation_forest_panel, run_detectors
 from ml.ensemble import FLAG_COLUMNS, MEMBERS, decide, strength_column
 from ml.params import Params
 from ml.series import AirportSeries
@@ -53,31 +53,15 @@ def score_airport(origin: str, frame: pd.DataFrame, year: int, params: Params,
 
     series = AirportSeries.from_frame(origin, frame, year)
     pos = series.dates.get_indexer(pd.to_datetime(target_rows["fl_date"]))
-    ctx: dict = {}
-    results: dict[str, Detection] = {}
     detectors = dict(DETECTORS, **(ORIGINAL_DETECTORS if originals else {}))
     if only_originals:
         detectors = dict(ORIGINAL_DETECTORS)
-    for name, detector in detectors.items():
-        t0 = time.perf_counter()
-        try:
-            det = detector(series, params, ctx)
-        except Exception as exc:  # noqa: BLE001 - one airport's failed fit must not stop the run
-            problems.append({"origin": origin, "detector": name, "level": "error",
-                             "message": f"{type(exc).__name__}: {exc}"[:500]})
-            if name in ("seasonal_robust", "cancel_wave", "delayed_share", "volume_drop") \
-                    and not only_originals:
-                # later detectors depend on these baselines: the airport cannot be scored
-                out["history_status"] = "insufficient_history"
-                return out, problems
-            continue
-        finally:
-            if timings is not None:
-                timings[name] = timings.get(name, 0.0) + time.perf_counter() - t0
-        for message in det.warnings:
-            problems.append({"origin": origin, "detector": name, "level": "warning",
-                             "message": message[:500]})
-        results[name] = det
+    run = run_detectors(series, params, detectors, timings)
+    problems += run.problems
+    if run.baseline_failed:
+        out["history_status"] = "insufficient_history"
+        return out, problems
+    results = run.results
 
     def take(name, attr):
         det = results.get(name)
@@ -106,11 +90,11 @@ def score_airport(origin: str, frame: pd.DataFrame, year: int, params: Params,
             continue  # flagged later, by the forest fitted on every airport's days
         col = FLAG_COLUMNS.get(name) or ORIGINAL_FLAG_COLUMNS[name]
         out[col] = det.flag[pos]
-    if "iforest_features" in ctx:
-        feats = ctx["iforest_features"][pos]
+    if "isolation_forest" in results:
+        fitted = results["isolation_forest"].fitted
         for i, col in enumerate(IFOREST_FEATURES):
-            out[col] = feats[:, i]
-        out["_iforest_train"] = ctx["iforest_train"][pos]
+            out[col] = fitted["features"][pos, i]
+        out["_iforest_train"] = fitted["train"][pos]
     return out, problems
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 
 import numpy as np
@@ -32,12 +33,10 @@ def weekly_series(days=365, flights=200, seed=0, start="2018-01-01"):
     return delay, n, delayed, cancelled
 
 
-def run(series, *names):
-    ctx: dict = {}
-    out = {}
-    for name, det in detectors.DETECTORS.items():
-        out[name] = det(series, P, ctx)
-    return out, ctx
+def run(series):
+    result = detectors.run_detectors(series, P, detectors.DETECTORS)
+    assert not result.baseline_failed, result.problems
+    return result.results
 
 
 def make(delay, n, delayed, cancelled, start="2018-01-01"):
@@ -50,7 +49,7 @@ def test_a_late_day_is_flagged_and_its_own_value_does_not_raise_its_expectation(
     day = 200
     delay[day] = 70.0
     delayed[day] = n[day] * 0.8
-    out, _ = run(make(delay, n, delayed, cancelled))
+    out = run(make(delay, n, delayed, cancelled))
     seasonal = out["seasonal_robust"]
     assert seasonal.flag[day]
     assert abs(seasonal.expected[day] - 10.0) < 2.0  # about the weekday norm, not pulled to 70
@@ -62,7 +61,7 @@ def test_quiet_days_and_saturdays_are_not_anomalies():
     delay[100] = -25.0  # a holiday: nobody flies, nobody waits
     delayed[100] = 0
     n[100] = 60
-    out, _ = run(make(delay, n, delayed, cancelled))
+    out = run(make(delay, n, delayed, cancelled))
     for name in ("seasonal_robust", "arima", "delayed_share", "cancel_wave"):
         assert not out[name].flag.any(), name
     saturdays = pd.date_range("2018-01-01", periods=365).day_of_week == 5
@@ -75,7 +74,7 @@ def test_the_first_days_of_a_year_are_scored_without_history():
     delay, n, delayed, cancelled = weekly_series()
     delay[2] = 80.0
     delayed[2] = n[2] * 0.85
-    out, _ = run(make(delay, n, delayed, cancelled))
+    out = run(make(delay, n, delayed, cancelled))
     assert out["seasonal_robust"].flag[2]
     assert out["arima"].flag[2]
     assert np.isfinite(out["seasonal_robust"].expected[:7]).all()
@@ -83,12 +82,12 @@ def test_the_first_days_of_a_year_are_scored_without_history():
 
 def test_past_storms_do_not_widen_the_band():
     delay, n, delayed, cancelled = weekly_series(seed=3)
-    clean, _ = run(make(delay.copy(), n, delayed.copy(), cancelled))
+    clean = run(make(delay.copy(), n, delayed.copy(), cancelled))
     stormy_delay, stormy_delayed = delay.copy(), delayed.copy()
     for day in range(20, 180, 9):  # 18 storm days
         stormy_delay[day] = 90.0
         stormy_delayed[day] = n[day] * 0.9
-    stormy, _ = run(make(stormy_delay, n, stormy_delayed, cancelled))
+    stormy = run(make(stormy_delay, n, stormy_delayed, cancelled))
     width = lambda d: np.nanmedian(d.band_high - d.band_low)
     assert width(stormy["seasonal_robust"]) < 1.25 * width(clean["seasonal_robust"])
     assert stormy["seasonal_robust"].flag[20:180:9].all()
@@ -100,7 +99,7 @@ def test_a_three_times_late_day_is_flagged_though_its_delayed_share_is_ordinary(
     delay, n, delayed, cancelled = weekly_series()
     day = 150
     delay[day] = 3 * 10.0 + 5  # ~3.5x the weekday norm of ~10 min, +25 min
-    out, _ = run(make(delay, n, delayed, cancelled))
+    out = run(make(delay, n, delayed, cancelled))
     assert out["delayed_share"].strength[day] < 1  # the share alone says nothing
     assert out["seasonal_robust"].flag[day] and out["arima"].flag[day]
 
@@ -112,7 +111,7 @@ def test_a_quiet_low_volume_saturday_is_not_an_anomaly():
     n[saturday] *= 0.7  # an even quieter Saturday than usual: 112 instead of 160 flights
     delay[saturday] = 1.0
     series = make(delay, n, delayed, cancelled)
-    out, _ = run(series)
+    out = run(series)
     for name in ("seasonal_robust", "arima", "volume_drop", "cancel_wave", "delayed_share"):
         assert not out[name].flag[saturday], name
     assert out["volume_drop"].expected[saturday] < 0.9 * n[saturday - 1]  # Saturdays are quieter
@@ -125,7 +124,7 @@ def test_a_storm_in_a_file_without_cancelled_rows_is_a_volume_collapse():
     n[day] = 0.15 * n[day]  # 30 of 200 flights left, on time
     delay[day] = 6.0
     no_cancellations = np.zeros(len(n))
-    out, _ = run(AirportSeries.from_arrays(delay, flights=n, scheduled=n,
+    out = run(AirportSeries.from_arrays(delay, flights=n, scheduled=n,
                                            cancelled=no_cancellations, delayed=delayed))
     assert out["volume_drop"].flag[day] and out["volume_drop"].strength[day] > 2
     assert not out["cancel_wave"].flag.any() and not out["seasonal_robust"].flag[day]
@@ -135,7 +134,7 @@ def test_a_storm_in_a_file_without_cancelled_rows_is_a_volume_collapse():
 def test_a_holiday_sized_dip_in_flights_is_not_a_collapse():
     delay, n, delayed, cancelled = weekly_series()
     n[200] *= 0.75  # 25 % fewer flights: a holiday schedule, not a storm
-    out, _ = run(make(delay, n, delayed, cancelled))
+    out = run(make(delay, n, delayed, cancelled))
     assert not out["volume_drop"].flag[200]
 
 
@@ -159,7 +158,7 @@ def test_a_blizzard_cancellation_wave_is_caught_though_the_few_flights_leave_on_
     n[day] = 30.0  # the 30 that still fly leave on time
     delay[day] = 5.0
     delayed[day] = 3.0
-    out, _ = run(make(delay, n, delayed, cancelled))
+    out = run(make(delay, n, delayed, cancelled))
     assert out["cancel_wave"].flag[day]
     assert not out["seasonal_robust"].flag[day]
     assert out["cancel_wave"].band_high[day] < 0.5
@@ -189,7 +188,7 @@ def test_one_very_late_flight_at_a_tiny_airport_is_not_an_anomaly():
     for day in (50, 120, 300):
         delay[day] = 180.0  # one flight, three hours late
         delayed[day] = 1
-    out, _ = run(make(delay, n, delayed, np.zeros(days)))
+    out = run(make(delay, n, delayed, np.zeros(days)))
     # 3 hours late is far past the large-excess path's z (and its 30 minutes) ...
     assert out["seasonal_robust"].score[[50, 120, 300]].min() > 1.5 * P.delay_large_z
     assert not out["seasonal_robust"].flag.any()  # but one late flight is no disruption
@@ -245,12 +244,13 @@ def test_an_airport_with_too_little_history_is_kept_and_marked():
 
 
 def test_a_failing_detector_is_isolated_to_its_airport(monkeypatch):
-    def broken(s, p, ctx):
+    def broken(s, p, inputs):
         if s.origin == "BBB":
             raise np.linalg.LinAlgError("LU decomposition error")
-        return detectors.arima(s, p, ctx)
+        return detectors.arima(s, p, inputs)
 
-    monkeypatch.setitem(detectors.DETECTORS, "arima", broken)
+    monkeypatch.setitem(detectors.DETECTORS, "arima",
+                        dataclasses.replace(detectors.DETECTORS["arima"], run=broken))
     gold = gold_frame()
     rows, problems = score_airport("BBB", gold[gold["origin"] == "BBB"], 2018, P)
     assert [p["detector"] for p in problems if p["level"] == "error"] == ["arima"]

@@ -27,3 +27,15 @@
     {%- set y = build_year() -%}
     {{ return([] if y is none else ['DBT_INTERNAL_DEST.year = ' ~ y]) }}
 {%- endmacro %}
+
+{#- A pre_hook for incremental models that are rebuilt one year at a time: deletes the rows
+    of the year being built (every row without the var) inside the model's transaction, so
+    the insert that follows replaces the year even when it brings no row for it. On the
+    first build (no table yet) there is nothing to delete. -#}
+{% macro delete_build_year(column='year') -%}
+    {%- if is_incremental() -%}
+        delete from {{ this }} where {{ year_condition(column) }}
+    {%- else -%}
+        select 'first build: nothing to delete'
+    {%- endif -%}
+{%- endmacro %}

@@ -1,20 +1,26 @@
-{{ config(schema='gold', materialized='table', tags=['ml'],
-          indexes=[{'columns': ['id']}]) }}
+{{ config(schema='gold', materialized='incremental', incremental_strategy='append',
+          tags=['ml'], indexes=[{'columns': ['id']}, {'columns': ['year']}],
+          pre_hook=["{{ delete_build_year() }}"], post_hook=['analyze {{ this }}']) }}
 {#- The "why" of an anomalous airport-day: how much of its excess departure delay and of its
     cancellations each carrier accounts for. Excess delay is measured against the airport's
     expected mean delay for that day (the scorer's baseline), so a carrier that flew late all
     day carries a large share and one that flew as usual a share near zero (or below zero
     when it was early). Only anomalous days are kept: a few hundred rows a year, read by the
-    dashboard one airport-day at a time. -#}
+    dashboard one airport-day at a time.
+    Built one year at a time (`--vars '{year: 2018}'`, as the DAG runs it; all years without
+    the var): the year's rows are deleted first, in the same transaction, then rebuilt from
+    that year's anomalies and flights alone, so the cost of a year does not grow with the years
+    already loaded (docs/dbt.md), and a year re-scored with no anomaly left keeps no stale row. -#}
 with
 
 flights as (
     select * from {{ ref('flights') }}
+    where {{ year_condition('year') }}
 ),
 
 anomalies as (
     select * from {{ source('ml', 'dep_delay_anomalies') }}
-    where is_anomaly
+    where is_anomaly and {{ year_condition('year') }}
 ),
 
 by_carrier as (
