@@ -217,7 +217,7 @@ def cancel_wave(s: AirportSeries, p: Params, inputs: Inputs) -> Detection:
     time, so the delay detectors see nothing. Score: -log10 P(X >= cancelled | scheduled,
     baseline rate), overdispersed (see ml.counts).
     """
-    p0, rho, score, flag, z = count_anomaly(
+    p0, rho, score, flag, _z = count_anomaly(
         s.cancelled, s.scheduled, half_width=p.cancel_half_width, prior_n=p.count_prior_flights,
         min_rate=p.cancel_min_rate, score_min=p.cancel_score_min, min_excess=p.cancel_min_excess,
     )
