@@ -20,11 +20,9 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 import zipfile
 from pathlib import Path
@@ -62,23 +60,16 @@ def make_zip(rows: int, folder: Path) -> Path:
     return archive
 
 
-def start_moto() -> tuple[subprocess.Popen, dict[str, str]]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p",
-                             str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                break
-        except OSError:
-            time.sleep(0.1)
-    env = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "bench",
+def start_moto():
+    """moto's S3 server over HTTP on a free port, in a thread of this process."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    env = {"AWS_ENDPOINT_URL": f"http://{host}:{port}", "AWS_ACCESS_KEY_ID": "bench",
            "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1"}  # pragma: allowlist secret
-    return proc, env
+    return server, env
 
 
 def main() -> None:
@@ -134,8 +125,7 @@ def main() -> None:
             print(f"memory flat, {name}: 4x the bytes -> {full[name] / quarter[name]:.2f}x the "
                   f"peak RSS ({quarter[name]:.0f} MB -> {full[name]:.0f} MB)")
     finally:
-        os.killpg(moto.pid, 15)
-        moto.wait(timeout=10)
+        moto.stop()
         shutil.rmtree(work, ignore_errors=True)
 
 

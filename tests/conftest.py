@@ -17,10 +17,8 @@ import os
 import re
 import shutil
 import socket
-import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from pathlib import Path
 
@@ -121,27 +119,17 @@ def lake(tmp_path, monkeypatch):
 
 @pytest.fixture(scope="session")
 def moto_s3():
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )
-    endpoint = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                break
-        except OSError:
-            time.sleep(0.1)
-    else:
-        proc.kill()
-        raise RuntimeError("moto server did not start")
+    """moto's S3 server over HTTP on a free port, in a thread of the test process: the code
+    under test (and the DAG runs' subprocesses) reach it through AWS_ENDPOINT_URL like a real S3."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
     try:
-        yield endpoint
+        yield f"http://{host}:{port}"
     finally:
-        os.killpg(proc.pid, 15)
-        proc.wait(timeout=10)
+        server.stop()
 
 
 @pytest.fixture
