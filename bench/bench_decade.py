@@ -125,7 +125,8 @@ def _dataset_source(table_name: str) -> str:
     dataset = next(d for d in map(yaml.safe_load, map(Path.read_text, sorted(DATASETS.rglob("*.yaml"))))
                    if d.get("table_name") == table_name)
     if dataset.get("sql"):
-        return f"({dataset['sql']}) as virtual_table"
+        # a literal % in the SQL (format('%s', ...)) must not read as a query parameter
+        return f"({dataset['sql'].replace('%', '%%')}) as virtual_table"
     return f'"{dataset["schema"]}"."{dataset["table_name"]}"'
 
 

@@ -63,7 +63,9 @@ joined as (
         anomalies.run_id,
         anomalies.scored_at
     from daily
-    left join anomalies on anomalies.id = daily.id
+    -- the id fixes the year; joining on the year too lets a dashboard's year filter reach
+    -- ml's year index instead of scanning every year's verdicts (690 ms -> see docs/superset.md)
+    left join anomalies on anomalies.id = daily.id and anomalies.year = daily.year
     left join airports on airports.iata = daily.origin
 )
 
