@@ -46,11 +46,11 @@ from bench_load import loadavg
 from lakehouse import airflow_local, warehouse
 from lakehouse.lake import Lake, bronze_key
 
-# Disk per generated row, measured on a 20,000-row year (docs/airflow.md): the lake = bronze
-# CSV (~120 B) + silver Parquet (~35 B); the warehouse = staging.flights (~195 B, text) +
-# silver.flights (~235 B), gold and ml being per airport-day (~1 KB each, ~20 B a row at
-# 6.5 M rows a year). WAL and temporary files come on top (max_wal_size, sorts).
-DISK_BYTES_PER_ROW = {"lake": 160, "warehouse": 470}
+# Disk per generated row, measured on ten 6.5 M-row years (docs/airflow.md): the lake = bronze
+# CSV (~123 B) + silver Parquet (~33 B); the warehouse = staging.flights (~191 B, text) +
+# silver.flights (~230 B), gold and ml being per airport-day (~12 B a row at 6.5 M rows a
+# year). WAL and temporary files come on top (max_wal_size, sorts).
+DISK_BYTES_PER_ROW = {"lake": 156, "warehouse": 433}
 SCHEMAS = ("staging", "silver", "gold", "ml")
 ZONES = ("01_bronze", "02_silver", "03_gold")
 DATASETS = REPO / "superset" / "bundle" / "datasets"
