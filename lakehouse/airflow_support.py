@@ -95,9 +95,11 @@ def profile_config():
     if conn_id is None:
         return ProfileConfig(profile_name=DBT_PROFILE_NAME, target_name=DBT_TARGET_NAME,
                              profiles_yml_filepath=pg_profiles_yml())
-    profile_args: dict[str, Any] = {"schema": "silver", "threads": 2}
-    if os.environ.get("DBT_ROLE"):  # as in profiles.yml.example: build as a least-privilege role
-        profile_args["role"] = os.environ["DBT_ROLE"]
+    # As in profiles.yml.example, role included ('' = the login itself; DBT_ROLE builds as a
+    # least-privilege role): dbt's partial-parse cache is keyed on these settings, so the
+    # manifest `dbt parse` wrote with that profile is reused by the first task, not re-parsed.
+    profile_args: dict[str, Any] = {"schema": "silver", "threads": 2,
+                                    "role": os.environ.get("DBT_ROLE", "")}
     return ProfileConfig(
         profile_name=DBT_PROFILE_NAME,
         target_name=DBT_TARGET_NAME,
