@@ -10,7 +10,7 @@ and `ml/`; configuration helpers live in `lakehouse.airflow_support`.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from airflow.sdk import Asset, Param, dag, get_current_context, task
 from cosmos import (
@@ -77,7 +77,7 @@ def _dbt_group(group_id: str, select: list[str], exclude: list[str]) -> DbtTaskG
 @dag(
     dag_id="etl_ml_pipeline",
     schedule=support.yearly_schedule(),
-    start_date=datetime(2010, 1, 1),
+    start_date=datetime(2010, 1, 1, tzinfo=UTC),
     # Catch-up off, unpaused: see the module docstring. One run at a time, so a backfill's
     # years run oldest first and each is scored with the earlier years already in gold.
     catchup=False,
