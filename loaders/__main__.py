@@ -39,6 +39,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     load = sub.add_parser("load", help="stream LAKE_URL/01_bronze/Y.csv into staging.flights")
     load.add_argument("--year", type=int, required=True)
+    load.add_argument("--month", type=int,
+                      help="one BTS month, LAKE_URL/01_bronze/bts/Y/MM.csv (only its rows are replaced)")
+    load.add_argument("--replace-year", action="store_true",
+                      help="with --month: drop the year's rows loaded from a yearly file first")
     load.add_argument("--json", action="store_true", help="print one JSON summary object")
 
     exp = sub.add_parser("export", help="write the year's silver and gold as Parquet to the lake")
