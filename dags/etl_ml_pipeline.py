@@ -1,7 +1,9 @@
 """etl_ml_pipeline: bronze CSV -> staging -> dbt silver/gold -> Parquet + anomaly scores.
 
 One run processes one year: the `year` param when given, else the year before the run date
-(a backfill run of 2019-01-01 processes 2018). The DAG ships unpaused with catch-up off: a run
+(a backfill run of 2019-01-01 processes 2018). With a `month` param the run loads that BTS
+month of the year (`01_bronze/bts/{year}/{month}.csv`, replacing only that month in staging)
+instead of the yearly file, then builds, exports and scores the year as it stands. The DAG ships unpaused with catch-up off: a run
 triggered with a year starts at once, and starting Airflow never launches runs for years the
 lake may not hold; the decade is filled by one explicit command (`make backfill FROM= TO=`
 or `airflow backfill create`, docs/airflow.md). The tasks only wire functions from `loaders/`
@@ -85,7 +87,10 @@ def _dbt_group(group_id: str, select: list[str], exclude: list[str]) -> DbtTaskG
     max_active_runs=1,
     render_template_as_native_obj=True,
     params={"year": Param(None, type=["null", "integer"], minimum=1987, maximum=2100,
-                          description="Year to process; empty = the year before the run date")},
+                          description="Year to process; empty = the year before the run date"),
+            "month": Param(None, type=["null", "integer"], minimum=1, maximum=12,
+                           description="A BTS month of the year to load (01_bronze/bts/Y/MM.csv); "
+                                       "empty = the year's yearly file")},
     default_args={"owner": "lakehouse", **RETRIES},
     tags=["lakehouse", "dbt", "ml"],
     doc_md=__doc__,
@@ -95,26 +100,43 @@ def etl_ml_pipeline():
     def check_bronze() -> int:
         from airflow.sdk.exceptions import AirflowFailException
 
+        from lakehouse.errors import UserError
         from lakehouse.lake import LakeObjectMissing
-        from loaders.load import require_bronze
+        from loaders.load import require_bronze, require_bts_month
 
         context = get_current_context()
         year = support.year_from_context(context)
+        month = support.month_from_context(context)
         with support.task_environment(context):
             try:
-                print(f"year {year}: bronze object {require_bronze(year)}")
+                if month is None:
+                    print(f"year {year}: bronze object {require_bronze(year)}")
+                else:
+                    print(f"{year}-{month:02d}: bronze object {require_bts_month(year, month)}")
             except LakeObjectMissing as exc:
                 # Fails without retries: a missing file does not appear by waiting (other
                 # errors, such as a lake or API hiccup, are retried like everywhere else).
                 raise AirflowFailException(support.missing_bronze_message(year, exc)) from None
+            except UserError as exc:  # a BTS month not in the lake: says where to get it
+                raise AirflowFailException(f"{year}-{month:02d}: {exc}") from None
         return year
 
     @task
     def load_staging(year: int) -> dict:
-        from loaders.load import load_year
+        from airflow.sdk.exceptions import AirflowFailException
 
-        with support.task_environment(get_current_context()):
-            return load_year(year).as_dict()
+        from lakehouse.errors import UserError
+        from loaders.load import load_month, load_year
+
+        context = get_current_context()
+        month = support.month_from_context(context)
+        with support.task_environment(context):
+            if month is None:
+                return load_year(year).as_dict()
+            try:
+                return load_month(year, month).as_dict()
+            except UserError as exc:  # e.g. the year is loaded from a yearly file: no retry helps
+                raise AirflowFailException(f"{year}-{month:02d}: {exc}") from None
 
     @task
     def export_lake(year: int) -> dict:
