@@ -149,8 +149,9 @@ def etl_ml_pipeline():
     def score_anomalies(year: int) -> dict:
         from ml.score import score_year
 
-        with support.task_environment(get_current_context()):
-            return score_year(year)
+        context = get_current_context()
+        with support.task_environment(context):
+            return score_year(year, month=support.month_from_context(context))
 
     @task
     def cleanup() -> dict:
