@@ -40,6 +40,8 @@ ANOMALY_ASSET = Asset(name="ml.dep_delay_anomalies",
 RETRIES = {"retries": 3, "retry_delay": timedelta(seconds=20),
            "retry_exponential_backoff": 2.0, "max_retry_delay": timedelta(minutes=10)}
 YEAR_XCOM = "{{ ti.xcom_pull(task_ids='check_bronze') }}"
+# A month run builds only its month inside the year's partitions (macros/year_filter.sql).
+MONTH_PARAM = "{{ params.month }}"
 
 
 def _dbt_group(group_id: str, select: list[str], exclude: list[str]) -> DbtTaskGroup:
@@ -71,7 +73,7 @@ def _dbt_group(group_id: str, select: list[str], exclude: list[str]) -> DbtTaskG
                                    should_detach_multiple_parents_tests=False),
         # --no-write-json: nothing reads a task's manifest.json/run_results.json (no OpenLineage,
         # no run-results XCom), and writing them costs ~0.18 s of each dbt task.
-        operator_args={"vars": {"year": YEAR_XCOM}, "install_deps": False,
+        operator_args={"vars": {"year": YEAR_XCOM, "month": MONTH_PARAM}, "install_deps": False,
                        "dbt_cmd_flags": ["--no-write-json"]},
     )
 
