@@ -200,6 +200,11 @@ bench-decade: venv dbt-parse
 	@$(WITH_DB) $(PY) bench/bench_decade.py --rows $${BENCH_ROWS:-6500000} \
 	  $(if $(BENCH_YEARS),--years $(BENCH_YEARS)) $(if $(BENCH_DIR),--dir $(BENCH_DIR))
 
+# One BTS month end to end vs its whole year vs psql \copy (docs/bts.md); BENCH_ROWS: the year.
+.PHONY: bench-month
+bench-month: venv
+	@$(WITH_DB) $(PY) bench/bench_month.py --rows $${BENCH_ROWS:-7200000}
+
 .PHONY: bench-dag
 bench-dag: venv
 	@$(WITH_DB) $(PY) bench/bench_dag.py --rows $${BENCH_ROWS:-7200000}
