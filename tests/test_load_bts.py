@@ -134,3 +134,19 @@ def test_reader_keeps_every_line_once():
     assert sum(b.lines for b in batches) == 4
     assert sum(b.rows for b in batches) == 2
     assert [r.line_no for b in batches for r in b.rejects] == [BASE * 7 + 2, BASE * 7 + 3]
+
+
+def test_a_month_from_s3_lands_the_same_rows_as_from_a_local_lake(pg_env, pg_conn, tmp_path,
+                                                                  s3_lake, monkeypatch):
+    local = Lake(str(tmp_path / "local"))
+    generate_year(2019, rows=24_000, seed=6, lake=local, airports=20, fmt="bts", months={5})
+    generate_year(2019, rows=24_000, seed=6, lake=Lake(s3_lake), airports=20, fmt="bts",
+                  months={5})
+    query = ("select line_no, fl_date, op_carrier, origin, dep_delay, cancelled "
+             "from staging.flights order by line_no")
+    from_s3 = load_month(2019, 5)
+    s3_rows = pg_conn.execute(query).fetchall()
+    monkeypatch.setenv("LAKE_URL", local.url)
+    from_local = load_month(2019, 5)
+    assert from_s3.source_uri.startswith("s3://") and from_s3.rows_loaded == from_local.rows_loaded
+    assert pg_conn.execute(query).fetchall() == s3_rows and len(s3_rows) > 1_000
