@@ -53,6 +53,7 @@ help:
 	@echo "make airflow-stop  stop it"
 	@echo "make dag-test    the DAG's tests: parse, wiring, full runs, the API"
 	@echo "make backfill FROM=2009 TO=2018   the DAG for each year, oldest first; finished years skipped unless FORCE=1"
+	@echo "make backfill FROM=2019-01 TO=2019-03   the DAG for each BTS month (01_bronze/bts/Y/MM.csv), oldest first"
 	@echo "make bench-decade  ten full-size generated years backfilled and measured (needs ~41 GB of disk)"
 	@echo "make score       score YEAR=$(YEAR) of gold into ml.dep_delay_anomalies (python -m ml score)"
 	@echo "make ml-evaluate precision/recall/F1 of every detector on generated years and real 2001 flights (python -m ml evaluate)"
@@ -198,6 +199,11 @@ backfill: venv dbt-parse
 bench-decade: venv dbt-parse
 	@$(WITH_DB) $(PY) bench/bench_decade.py --rows $${BENCH_ROWS:-6500000} \
 	  $(if $(BENCH_YEARS),--years $(BENCH_YEARS)) $(if $(BENCH_DIR),--dir $(BENCH_DIR))
+
+# One BTS month end to end vs its whole year vs psql \copy (docs/bts.md); BENCH_ROWS: the year.
+.PHONY: bench-month
+bench-month: venv
+	@$(WITH_DB) $(PY) bench/bench_month.py --rows $${BENCH_ROWS:-7200000}
 
 .PHONY: bench-dag
 bench-dag: venv

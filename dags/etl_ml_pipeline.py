@@ -1,7 +1,9 @@
 """etl_ml_pipeline: bronze CSV -> staging -> dbt silver/gold -> Parquet + anomaly scores.
 
 One run processes one year: the `year` param when given, else the year before the run date
-(a backfill run of 2019-01-01 processes 2018). The DAG ships unpaused with catch-up off: a run
+(a backfill run of 2019-01-01 processes 2018). With a `month` param the run loads that BTS
+month of the year (`01_bronze/bts/{year}/{month}.csv`, replacing only that month in staging)
+instead of the yearly file, then builds, exports and scores the year as it stands. The DAG ships unpaused with catch-up off: a run
 triggered with a year starts at once, and starting Airflow never launches runs for years the
 lake may not hold; the decade is filled by one explicit command (`make backfill FROM= TO=`
 or `airflow backfill create`, docs/airflow.md). The tasks only wire functions from `loaders/`
@@ -38,6 +40,8 @@ ANOMALY_ASSET = Asset(name="ml.dep_delay_anomalies",
 RETRIES = {"retries": 3, "retry_delay": timedelta(seconds=20),
            "retry_exponential_backoff": 2.0, "max_retry_delay": timedelta(minutes=10)}
 YEAR_XCOM = "{{ ti.xcom_pull(task_ids='check_bronze') }}"
+# A month run builds only its month inside the year's partitions (macros/year_filter.sql).
+MONTH_PARAM = "{{ params.month }}"
 
 
 def _dbt_group(group_id: str, select: list[str], exclude: list[str]) -> DbtTaskGroup:
@@ -69,7 +73,7 @@ def _dbt_group(group_id: str, select: list[str], exclude: list[str]) -> DbtTaskG
                                    should_detach_multiple_parents_tests=False),
         # --no-write-json: nothing reads a task's manifest.json/run_results.json (no OpenLineage,
         # no run-results XCom), and writing them costs ~0.18 s of each dbt task.
-        operator_args={"vars": {"year": YEAR_XCOM}, "install_deps": False,
+        operator_args={"vars": {"year": YEAR_XCOM, "month": MONTH_PARAM}, "install_deps": False,
                        "dbt_cmd_flags": ["--no-write-json"]},
     )
 
@@ -85,7 +89,10 @@ def _dbt_group(group_id: str, select: list[str], exclude: list[str]) -> DbtTaskG
     max_active_runs=1,
     render_template_as_native_obj=True,
     params={"year": Param(None, type=["null", "integer"], minimum=1987, maximum=2100,
-                          description="Year to process; empty = the year before the run date")},
+                          description="Year to process; empty = the year before the run date"),
+            "month": Param(None, type=["null", "integer"], minimum=1, maximum=12,
+                           description="A BTS month of the year to load (01_bronze/bts/Y/MM.csv); "
+                                       "empty = the year's yearly file")},
     default_args={"owner": "lakehouse", **RETRIES},
     tags=["lakehouse", "dbt", "ml"],
     doc_md=__doc__,
@@ -95,26 +102,43 @@ def etl_ml_pipeline():
     def check_bronze() -> int:
         from airflow.sdk.exceptions import AirflowFailException
 
+        from lakehouse.errors import UserError
         from lakehouse.lake import LakeObjectMissing
-        from loaders.load import require_bronze
+        from loaders.load import require_bronze, require_bts_month
 
         context = get_current_context()
         year = support.year_from_context(context)
+        month = support.month_from_context(context)
         with support.task_environment(context):
             try:
-                print(f"year {year}: bronze object {require_bronze(year)}")
+                if month is None:
+                    print(f"year {year}: bronze object {require_bronze(year)}")
+                else:
+                    print(f"{year}-{month:02d}: bronze object {require_bts_month(year, month)}")
             except LakeObjectMissing as exc:
                 # Fails without retries: a missing file does not appear by waiting (other
                 # errors, such as a lake or API hiccup, are retried like everywhere else).
                 raise AirflowFailException(support.missing_bronze_message(year, exc)) from None
+            except UserError as exc:  # a BTS month not in the lake: says where to get it
+                raise AirflowFailException(f"{year}-{month:02d}: {exc}") from None
         return year
 
     @task
     def load_staging(year: int) -> dict:
-        from loaders.load import load_year
+        from airflow.sdk.exceptions import AirflowFailException
 
-        with support.task_environment(get_current_context()):
-            return load_year(year).as_dict()
+        from lakehouse.errors import UserError
+        from loaders.load import load_month, load_year
+
+        context = get_current_context()
+        month = support.month_from_context(context)
+        with support.task_environment(context):
+            if month is None:
+                return load_year(year).as_dict()
+            try:
+                return load_month(year, month).as_dict()
+            except UserError as exc:  # e.g. the year is loaded from a yearly file: no retry helps
+                raise AirflowFailException(f"{year}-{month:02d}: {exc}") from None
 
     @task
     def export_lake(year: int) -> dict:
@@ -127,8 +151,9 @@ def etl_ml_pipeline():
     def score_anomalies(year: int) -> dict:
         from ml.score import score_year
 
-        with support.task_environment(get_current_context()):
-            return score_year(year)
+        context = get_current_context()
+        with support.task_environment(context):
+            return score_year(year, month=support.month_from_context(context))
 
     @task
     def cleanup() -> dict:

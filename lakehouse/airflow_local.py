@@ -332,15 +332,18 @@ def run_via_api(home: Path, base_url: str, conf: dict, log_path: Path,
     return (0 if state == "success" else 1), last_run_tasks(home, run_id)
 
 
-def run_year(env: dict[str, str], year: int, log_path: Path) -> tuple[int, dict[str, dict]]:
-    """One year through the DAG, recorded in this Airflow home. When `make airflow` serves the
-    home, its scheduler runs it (triggered through the REST API): the DAG is unpaused there, so
-    the scheduler would also pick up the tasks of an in-process `airflow dags test` run and the
-    two would collide. Otherwise `airflow dags test`, in-process."""
+def run_year(env: dict[str, str], year: int, log_path: Path,
+             month: int | None = None) -> tuple[int, dict[str, dict]]:
+    """One year (or, with `month`, one BTS month of it) through the DAG, recorded in this
+    Airflow home. When `make airflow` serves the home, its scheduler runs it (triggered
+    through the REST API): the DAG is unpaused there, so the scheduler would also pick up the
+    tasks of an in-process `airflow dags test` run and the two would collide. Otherwise
+    `airflow dags test`, in-process."""
     home = Path(env["AIRFLOW_HOME"])
+    conf = {"year": year} if month is None else {"year": year, "month": month}
     if (url := served_url(home)) is not None:
-        return run_via_api(home, url, {"year": year}, log_path)
-    return run_dag(env, {"year": year}, log_path)
+        return run_via_api(home, url, conf, log_path)
+    return run_dag(env, conf, log_path)
 
 
 def demo(year: int, home: Path = DEFAULT_HOME) -> int:
@@ -370,16 +373,27 @@ def demo(year: int, home: Path = DEFAULT_HOME) -> int:
 
 # --- backfill: the DAG for each year, oldest first ------------------------------------------
 
-def _year_of_run(conf: str | None, logical_date: str | None) -> int | None:
-    """The year a recorded run processed (its `year` conf, else the year before its date)."""
-    year = (json.loads(conf) if conf else {}) or {}
-    if year.get("year") not in (None, ""):
-        return int(year["year"])
+Period = int | tuple[int, int]  # a year, or (year, month) for a BTS month
+
+
+def _period_of_run(conf: str | None, logical_date: str | None) -> Period | None:
+    """What a recorded run processed: its `year` (and `month`) conf, else the year before its
+    date."""
+    params = (json.loads(conf) if conf else {}) or {}
+    if params.get("year") not in (None, ""):
+        if params.get("month") not in (None, ""):
+            return int(params["year"]), int(params["month"])
+        return int(params["year"])
     return int(logical_date[:4]) - 1 if logical_date else None
 
 
-def succeeded_runs(home: Path) -> dict[int, str]:
-    """year -> run_id of the newest succeeded run of the DAG in this Airflow home."""
+def period_label(period: Period) -> str:
+    return str(period) if isinstance(period, int) else f"{period[0]}-{period[1]:02d}"
+
+
+def succeeded_runs(home: Path) -> dict[Period, str]:
+    """year (or (year, month)) -> run_id of the newest succeeded run of the DAG in this
+    Airflow home."""
     db = Path(home) / "airflow.db"
     if not db.is_file():
         return {}
@@ -388,8 +402,8 @@ def succeeded_runs(home: Path) -> dict[int, str]:
                             "and state = 'success' order by id", (DAG_ID,)).fetchall()
     done = {}
     for run_id, conf, logical_date in rows:
-        if (year := _year_of_run(conf, logical_date)) is not None:
-            done[year] = run_id
+        if (period := _period_of_run(conf, logical_date)) is not None:
+            done[period] = run_id
     return done
 
 
@@ -406,6 +420,23 @@ def scored_years() -> set[int]:
         except psycopg.errors.UndefinedTable:
             return set()
     return {r[0] for r in rows}
+
+
+def loaded_months() -> set[tuple[int, int]]:
+    """BTS months with a succeeded load in the warehouse (staging.load_audit)."""
+    import psycopg
+
+    from lakehouse.warehouse import connect
+
+    with connect(part="reader") as conn:
+        try:
+            rows = conn.execute("select distinct year, month from staging.load_audit "
+                                "where status = 'succeeded' and month is not null").fetchall()
+        except psycopg.errors.UndefinedTable:
+            return set()
+        except psycopg.errors.UndefinedColumn:
+            return set()
+    return {(y, m) for y, m in rows}
 
 
 def bronze_years(candidates: list[int]) -> list[int]:
@@ -429,15 +460,18 @@ def _failure_line(log_path: Path, run_id: str, task_id: str, log_folder: Path) -
     return found[:400]
 
 
-def backfill(years: list[int], force: bool = False, home: Path = DEFAULT_HOME,
+def backfill(years: list[Period], force: bool = False, home: Path = DEFAULT_HOME,
              on_year=None) -> list[dict]:
     """Run the DAG for each year in order, one year at a time (`run_year`: in-process, or in the
     running `make airflow` of this home), stopping at the first failure. A year is finished, and skipped unless `force`, when this Airflow home
     holds a succeeded run of it AND the warehouse holds a succeeded scoring run of it
-    (ml.model_runs): a new or wiped warehouse redoes every year.
+    (ml.model_runs): a new or wiped warehouse redoes every year. A period may be a BTS month,
+    (year, month): the DAG runs with that month, and it is finished when this home holds a
+    succeeded run of it AND the warehouse a succeeded load of it (staging.load_audit).
 
-    Returns one dict per year: year, status (succeeded / skipped / failed), seconds, run_id,
-    failed_task, error, log. `on_year(result)` is called as each year ends.
+    Returns one dict per period: year (the period: 2019 or (2019, 1)), label, status
+    (succeeded / skipped / failed), seconds, run_id, failed_task, error, log.
+    `on_year(result)` is called as each period ends.
     """
     from lakehouse.warehouse import apply_env
 
@@ -448,19 +482,24 @@ def backfill(years: list[int], force: bool = False, home: Path = DEFAULT_HOME,
     log_folder = Path(env["AIRFLOW__LOGGING__BASE_LOG_FOLDER"])
     done = succeeded_runs(home)
     scored = scored_years()
+    months_loaded = loaded_months() if any(not isinstance(p, int) for p in years) else set()
     results = []
     for year in years:
-        if not force and year in done and year in scored:
-            result = {"year": year, "status": "skipped", "seconds": 0.0, "run_id": done[year],
-                      "failed_task": None, "error": None, "log": None}
+        finished = year in (scored if isinstance(year, int) else months_loaded)
+        label = period_label(year)
+        if not force and year in done and finished:
+            result = {"year": year, "label": label, "status": "skipped", "seconds": 0.0,
+                      "run_id": done[year], "failed_task": None, "error": None, "log": None}
         else:
-            log = home / "backfill" / f"{year}.log"
+            log = home / "backfill" / f"{label}.log"
             log.parent.mkdir(parents=True, exist_ok=True)
             started = time.perf_counter()
-            code, tasks = run_year(env, year, log)
+            code, tasks = (run_year(env, year, log) if isinstance(year, int)
+                           else run_year(env, year[0], log, month=year[1]))
             failed = sorted((i["start"] or "~", t) for t, i in tasks.items() if i["state"] == "failed")
             run_id = next(iter(tasks.values()))["run_id"] if tasks else None
-            result = {"year": year, "status": "succeeded" if code == 0 and not failed else "failed",
+            result = {"year": year, "label": label,
+                      "status": "succeeded" if code == 0 and not failed else "failed",
                       "seconds": round(time.perf_counter() - started, 1), "run_id": run_id,
                       "failed_task": failed[0][1] if failed else None, "error": None,
                       "log": str(log)}
@@ -476,10 +515,11 @@ def backfill(years: list[int], force: bool = False, home: Path = DEFAULT_HOME,
 
 
 def _print_year(result: dict) -> None:
-    year = result["year"]
+    year = result["label"]
     if result["status"] == "skipped":
-        print(f"  {year}  skipped: finished (DAG run {result['run_id']} succeeded, scored in "
-              "ml.model_runs); FORCE=1 runs it again", flush=True)
+        print(f"  {year}  skipped: finished (DAG run {result['run_id']} succeeded, "
+              f"{'scored in ml.model_runs' if '-' not in year else 'loaded'}); FORCE=1 runs it "
+              "again", flush=True)
     elif result["status"] == "succeeded":
         print(f"  {year}  succeeded in {result['seconds']:.1f}s", flush=True)
     else:
@@ -487,9 +527,17 @@ def _print_year(result: dict) -> None:
               flush=True)
 
 
-def backfill_cli(first: int | None, last: int | None, force: bool, home: Path) -> int:
+def _months(first: tuple[int, int], last: tuple[int, int]) -> list[tuple[int, int]]:
+    return [(y, m) for y in range(first[0], last[0] + 1) for m in range(1, 13)
+            if first <= (y, m) <= last]
+
+
+def backfill_cli(first: Period | None, last: Period | None, force: bool, home: Path) -> int:
     from lakehouse.airflow_support import lake_years
 
+    if first is not None and last is not None and isinstance(first, int) != isinstance(last, int):
+        raise AirflowLocalError("give FROM and TO both as years (FROM=2009 TO=2018) or both as "
+                                "months (FROM=2019-01 TO=2019-03)")
     if (first is None) != (last is None):
         raise AirflowLocalError("give both FROM and TO (years, e.g. FROM=2009 TO=2018), or neither "
                                 "for every year of LAKEHOUSE_YEARS the lake holds")
@@ -505,23 +553,27 @@ def backfill_cli(first: int | None, last: int | None, force: bool, home: Path) -
                                     "`python -m loaders ingest PATH` puts the Kaggle files there")
     else:
         if first > last:
-            raise AirflowLocalError(f"FROM={first} is after TO={last}: the first year comes first")
-        years = list(range(first, last + 1))
-    print(f"backfill of {DAG_ID}: {len(years)} years {years[0]}-{years[-1]}, oldest first"
+            raise AirflowLocalError(f"FROM={period_label(first)} is after TO={period_label(last)}: "
+                                    "the first period comes first")
+        years = list(range(first, last + 1)) if isinstance(first, int) else _months(first, last)
+    kind = "years" if isinstance(years[0], int) else "BTS months"
+    print(f"backfill of {DAG_ID}: {len(years)} {kind} {period_label(years[0])} to "
+          f"{period_label(years[-1])}, oldest first"
           f"{' (FORCE: finished years run again)' if force else ''}", flush=True)
     started = time.perf_counter()
     results = backfill(years, force=force, home=home, on_year=_print_year)
     ran = [r for r in results if r["status"] != "skipped"]
-    print(f"years run: {len(ran)}, skipped as finished: "
+    print(f"{kind} run: {len(ran)}, skipped as finished: "
           f"{sum(r['status'] == 'skipped' for r in results)}, {time.perf_counter() - started:.1f}s",
           flush=True)
     last_result = results[-1]
     if last_result["status"] == "failed":
         rest = years[len(results):]
-        print(f"error: backfill stopped at year {last_result['year']}: task "
+        print(f"error: backfill stopped at {last_result['label']}: task "
               f"{last_result['failed_task']} failed: {last_result['error']} (full log "
               f"{last_result['log']}; the task's log is in the Airflow UI too)"
-              + (f"; not run: {', '.join(map(str, rest))}" if rest else ""), file=sys.stderr)
+              + (f"; not run: {', '.join(map(period_label, rest))}" if rest else ""),
+              file=sys.stderr)
         return 1
     return 0
 
@@ -654,8 +706,10 @@ def main(argv: list[str] | None = None) -> int:
     dm.add_argument("--year", type=int, required=True)
     bf = sub.add_parser("backfill", help="run the DAG for each year, oldest first, stopping at "
                         "the first failure; finished years are skipped unless --force")
-    bf.add_argument("--from", dest="first", type=_year_arg, default=None, help="first year")
-    bf.add_argument("--to", dest="last", type=_year_arg, default=None, help="last year")
+    bf.add_argument("--from", dest="first", type=_period_arg, default=None,
+                    help="first year (2009) or BTS month (2019-01)")
+    bf.add_argument("--to", dest="last", type=_period_arg, default=None,
+                    help="last year or BTS month")
     bf.add_argument("--force", action="store_true", help="run finished years again")
     sub.add_parser("env", help="print the environment for running `airflow` commands by hand")
     for p in (sv, st, dm, bf):
@@ -668,11 +722,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
-def _year_arg(value: str) -> int:
-    if not re.fullmatch(r"\d{4}", value.strip()):
-        raise argparse.ArgumentTypeError(f"{value!r}: give a year such as 2009 (monthly periods "
-                                         "are not backfilled by this command)")
-    return int(value)
+def _period_arg(value: str) -> Period:
+    text = value.strip()
+    if re.fullmatch(r"\d{4}", text):
+        return int(text)
+    if (m := re.fullmatch(r"(\d{4})-(\d{1,2})", text)) and 1 <= int(m.group(2)) <= 12:
+        return int(m.group(1)), int(m.group(2))
+    raise argparse.ArgumentTypeError(f"{value!r}: give a year such as 2009 or a BTS month such "
+                                     "as 2019-01")
 
 
 def _dispatch(args) -> int:

@@ -250,6 +250,12 @@ def year_from_context(context: Mapping[str, Any]) -> int:
                         getattr(dag_run, "run_after", None))
 
 
+def month_from_context(context: Mapping[str, Any]) -> int | None:
+    """The BTS month a run loads (its `month` param), or None: the year's yearly file."""
+    month = (context.get("params") or {}).get("month")
+    return None if month in (None, "") else int(month)
+
+
 def scratch_dir(run_id: str) -> Path:
     """A folder private to one DAG run for the temporary files its tasks write."""
     base = Path(os.environ.get("LAKEHOUSE_SCRATCH_DIR") or Path(tempfile.gettempdir()) / "lakehouse-airflow")

@@ -26,8 +26,20 @@ def bronze_key(year: int) -> str:
     return f"01_bronze/{year}.csv"
 
 
-def provenance_key(year: int) -> str:
-    """Who wrote `01_bronze/{year}.csv` (generator or ingest), with its size and SHA-256."""
+def bts_bronze_key(year: int, month: int) -> str:
+    """One BTS month as TranStats ships it, under its year so a year's months list together."""
+    return f"01_bronze/bts/{year}/{month:02d}.csv"
+
+
+def period_bronze_key(year: int, month: int | None = None) -> str:
+    """The Kaggle year's object, or with `month` the BTS month's."""
+    return bronze_key(year) if month is None else bts_bronze_key(year, month)
+
+
+def provenance_key(year: int, month: int | None = None) -> str:
+    """Who wrote `01_bronze/{year}.csv` (or a BTS month), with its size and SHA-256."""
+    if month is not None:
+        return f"01_bronze/_provenance/bts/{year}/{month:02d}.json"
     return f"01_bronze/_provenance/{year}.json"
 
 

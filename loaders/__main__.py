@@ -31,10 +31,18 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--airports", type=int, default=None,
                      help="only the N busiest airports, flying to each other (default: all 365)")
     gen.add_argument("--no-disruptions", action="store_true", help="a clean year: inject no disruption days")
+    gen.add_argument("--format", choices=("kaggle", "bts"), default="kaggle",
+                     help="kaggle: one file 01_bronze/Y.csv; bts: the same flights as BTS monthly "
+                          "files 01_bronze/bts/Y/MM.csv (default %(default)s)")
+    gen.add_argument("--months", help="with --format bts: only these months, e.g. 1-3, 7 or 1,4-6")
     gen.add_argument("--json", action="store_true", help="print a JSON summary")
 
     load = sub.add_parser("load", help="stream LAKE_URL/01_bronze/Y.csv into staging.flights")
     load.add_argument("--year", type=int, required=True)
+    load.add_argument("--month", type=int,
+                      help="one BTS month, LAKE_URL/01_bronze/bts/Y/MM.csv (only its rows are replaced)")
+    load.add_argument("--replace-year", action="store_true",
+                      help="with --month: drop the year's rows loaded from a yearly file first")
     load.add_argument("--json", action="store_true", help="print one JSON summary object")
 
     exp = sub.add_parser("export", help="write the year's silver and gold as Parquet to the lake")

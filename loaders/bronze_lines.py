@@ -164,7 +164,8 @@ def _is_utf8(line: bytes) -> bool:
     return True
 
 
-def _read_header(fh: BinaryIO, uri: str, block_size: int) -> tuple[bytes, int]:
+def _read_header(fh: BinaryIO, uri: str, block_size: int,
+                 check=check_header) -> tuple[bytes, int]:
     """Consume and check the header line; return the bytes read after it and the bytes read."""
     buf = b""
     while True:
@@ -182,7 +183,7 @@ def _read_header(fh: BinaryIO, uri: str, block_size: int) -> tuple[bytes, int]:
         )
     header, rest = (buf[:nl], buf[nl + 1:]) if nl >= 0 else (buf, b"")
     header = header.removeprefix(UTF8_BOM)
-    check_header(header.removesuffix(b"\r"), uri)
+    check(header.removesuffix(b"\r"), uri)
     return rest, len(buf)
 
 

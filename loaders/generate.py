@@ -1,6 +1,8 @@
 """A synthetic year of US flights in the exact Kaggle bronze format, plus labelled disruptions.
 
-`generate_year` writes `01_bronze/{year}.csv` and `00_labels/{year}.json` to the lake. The year
+`generate_year` writes `01_bronze/{year}.csv` and `00_labels/{year}.json` to the lake; with
+`fmt="bts"` the same flights go to BTS monthly files instead, `01_bronze/bts/{year}/{MM}.csv`
+(loaders/generate_bts.py), so a year written in both formats holds the same flights. The year
 is built in three layers so ordinary days look ordinary and injected days stand out the way
 real ones do:
 
@@ -20,6 +22,7 @@ bytes, and the labelled events do not depend on `rows`.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import sys
@@ -34,7 +37,8 @@ import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
 from lakehouse.errors import UserError
-from lakehouse.lake import Lake, bronze_key, labels_key, lake_write_errors
+from lakehouse.lake import Lake, bronze_key, bts_bronze_key, labels_key, lake_write_errors
+from loaders import bts_format, generate_bts
 from loaders.airports import Universe, universe
 from loaders.provenance import GENERATED, HashingWriter, require_generator_may_write, write_record
 
@@ -511,9 +515,13 @@ def busiest_airports(uni: Universe, n: int) -> Universe:
     )
 
 
+FORMATS = ("kaggle", "bts")
+
+
 def generate_year(year: int, rows: int = 7_200_000, seed: int = 42, lake: Lake | None = None,
                   disruptions: bool = True, progress: bool = False,
-                  airports: int | None = None) -> dict:
+                  airports: int | None = None, fmt: str = "kaggle",
+                  months: set[int] | None = None) -> dict:
     """Write `01_bronze/{year}.csv` (exactly `rows` data lines) and `00_labels/{year}.json`.
 
     The bronze object is recorded as generated (`01_bronze/_provenance/{year}.json`); a
@@ -521,12 +529,27 @@ def generate_year(year: int, rows: int = 7_200_000, seed: int = 42, lake: Lake |
     Returns a summary: year, rows, seed, uri, labels_uri, bytes, airports (origins with at
     least one flight), disruptions (count), airport_days (labelled), kinds, seconds.
     `airports=N` keeps only the N busiest airports (see `busiest_airports`); None keeps all.
+    `fmt="bts"` writes the year's flights as BTS months instead (`months`: only those; the
+    others' flights are not even drawn), each recorded as generated; `rows` still counts the
+    whole year, so a month holds the same flights whichever months are written.
     """
     _validate(year, rows, seed, airports)
+    if fmt not in FORMATS:
+        raise UserError(f"--format must be one of {', '.join(FORMATS)} (got {fmt!r})")
+    if months is not None and (not months or not months <= set(range(1, 13))):
+        raise UserError(f"--months must be months 1-12 (got {sorted(months)})")
+    if fmt == "kaggle" and months is not None:
+        raise UserError("--months needs --format bts: the Kaggle format is one file a year")
     started = time.perf_counter()
     lake = lake or Lake.from_env()
-    with lake_write_errors(lake, bronze_key(year)):
-        require_generator_may_write(lake, year)
+    if fmt == "bts":
+        months = months or set(range(1, 13))
+        for m in sorted(months):
+            with lake_write_errors(lake, bts_bronze_key(year, m)):
+                require_generator_may_write(lake, year, m)
+    else:
+        with lake_write_errors(lake, bronze_key(year)):
+            require_generator_may_write(lake, year)
     uni = universe() if airports is None else busiest_airports(universe(), airports)
     cal = _calendar(year, uni)
     cond = _conditions(cal, uni, np.random.default_rng([seed, year, 1]))
@@ -536,6 +559,9 @@ def generate_year(year: int, rows: int = 7_200_000, seed: int = 42, lake: Lake |
     counts = np.random.default_rng([seed, year, 3]).multinomial(
         rows, (expected / expected.sum()).ravel()).reshape(expected.shape)
 
+    if fmt == "bts":
+        return _generate_bts(year, rows, seed, lake, uni, cal, cond, events, counts, months,
+                             progress, started)
     uni_codes = pa.array(uni.iata.tolist())
     carriers = pa.array(uni.carriers.tolist())
     written = 0
@@ -580,12 +606,120 @@ def generate_year(year: int, rows: int = 7_200_000, seed: int = 42, lake: Lake |
     }
 
 
+def _generate_bts(year: int, rows: int, seed: int, lake: Lake, uni: Universe, cal: _Year,
+                  cond: _Conditions, events: list[dict], counts: np.ndarray, months: set[int],
+                  progress: bool, started: float) -> dict:
+    """The year's flights, drawn batch by batch exactly as for the Kaggle file, into one BTS
+    file per month. Batches run in date order, so the months are written one after another;
+    a batch's rows keep the Kaggle file's order within each month."""
+    tables = generate_bts.tables(uni, cal.dates)
+    month_of_day = np.array([d.month for d in cal.dates])
+    n_air = uni.size
+    flat = counts.ravel()
+    month_rows = {m: 0 for m in sorted(months)}
+    month_bytes = dict.fromkeys(month_rows, 0)
+    bar = None
+    if progress and sys.stderr.isatty():
+        from tqdm import tqdm
+
+        bar = tqdm(total=int(sum(counts[month_of_day == m].sum() for m in months)),
+                   unit="rows", unit_scale=True, desc=f"generate {year} (BTS)", file=sys.stderr)
+    with contextlib.ExitStack() as stack:
+        if bar is not None:
+            stack.callback(bar.close)
+        current: tuple[int, HashingWriter, contextlib.ExitStack] | None = None
+
+        def finish() -> None:
+            m, fh, month_stack = current
+            month_stack.close()  # publishes the object
+            with lake_write_errors(lake, bts_bronze_key(year, m)):
+                write_record(lake, year, GENERATED, fh.sha256.hexdigest(), month=m, seed=seed,
+                             rows=month_rows[m], year_rows=rows, labels=labels_key(year))
+
+        def writer(m: int) -> HashingWriter:
+            nonlocal current
+            if current is not None and current[0] == m:
+                return current[1]
+            if current is not None:
+                finish()
+            month_stack = contextlib.ExitStack()
+            stack.callback(month_stack.close)  # an error discards the unpublished month
+            month_stack.enter_context(lake_write_errors(lake, bts_bronze_key(year, m)))
+            fh = HashingWriter(month_stack.enter_context(lake.open_write(bts_bronze_key(year, m))))
+            header = bts_format.HEADER_LINE + b"\n"
+            fh.write(header)
+            month_bytes[m] += len(header)
+            current = (m, fh, month_stack)
+            return fh
+
+        for batch, (lo, hi) in enumerate(_batches(flat, BATCH_ROWS)):
+            batch_months = set(month_of_day[lo // n_air:(hi - 1) // n_air + 1].tolist())
+            if not batch_months & months:
+                continue  # its random stream is its own: skipping it changes no other batch
+            rng = np.random.default_rng([seed, year, 1000 + batch])
+            flights = _flights(cal, uni, cond, flat, lo, hi, rng)
+            order = rng.permutation(len(flights["day"]))  # the Kaggle file's order
+            row_months = month_of_day[flights["day"][order]]
+            for m in sorted(batch_months & months):
+                part = order[row_months == m]
+                if not len(part):
+                    continue
+                data = generate_bts.format_bts(flights, tables, part)
+                writer(m).write(data)
+                month_rows[m] += len(part)
+                month_bytes[m] += len(data)
+                if bar is not None:
+                    bar.update(len(part))
+        if current is not None:
+            finish()
+            current = None
+        for m in sorted(months):  # a month without a single flight still gets its header
+            if month_bytes[m] == 0:
+                writer(m)
+                finish()
+                current = None
+    labels = _labels(year, seed, rows, events)
+    with lake_write_errors(lake, labels_key(year)), lake.open_write(labels_key(year)) as lh:
+        lh.write(json.dumps(labels, indent=1).encode())
+    return {
+        "year": year, "format": "bts", "rows": sum(month_rows.values()), "year_rows": rows,
+        "seed": seed, "months": sorted(months),
+        "uris": [lake.uri(bts_bronze_key(year, m)) for m in sorted(months)],
+        "month_rows": {f"{year}-{m:02d}": month_rows[m] for m in sorted(months)},
+        "labels_uri": lake.uri(labels_key(year)), "bytes": sum(month_bytes.values()),
+        "airports": int((counts.sum(axis=0) > 0).sum()), "disruptions": len(events),
+        "airport_days": len(labels["airport_days"]),
+        "kinds": dict(Counter(e["kind"] for e in events)),
+        "seconds": round(time.perf_counter() - started, 2),
+    }
+
+
+def parse_months(text: str) -> set[int]:
+    """`1-3`, `7`, `1,4-6` -> a set of months."""
+    months: set[int] = set()
+    for part in text.split(","):
+        bounds = part.strip().split("-")
+        try:
+            lo, hi = int(bounds[0]), int(bounds[-1])
+        except ValueError:
+            lo, hi = 0, -1
+        if len(bounds) > 2 or not 1 <= lo <= hi <= 12:
+            raise UserError(f"--months {text!r}: expected months like 1-12, 7 or 1,4-6")
+        months.update(range(lo, hi + 1))
+    return months
+
+
 def cli_generate(args) -> int:
+    months = parse_months(args.months) if args.months else None
     result = generate_year(args.year, rows=args.rows, seed=args.seed,
                            disruptions=not args.no_disruptions, progress=True,
-                           airports=args.airports)
+                           airports=args.airports, fmt=args.format, months=months)
     if args.json:
         print(json.dumps(result))
+    elif args.format == "bts":
+        print(f"wrote {len(result['uris'])} BTS month(s) of {result['year']} "
+              f"({result['uris'][0]} …): {result['rows']:,} rows, {result['disruptions']} "
+              f"disruptions labelled in {result['labels_uri']} ({result['seconds']} s)")
     else:
         print(f"wrote {result['uri']}: {result['rows']:,} rows, {result['airports']} airports, "
               f"{result['disruptions']} disruptions labelled in {result['labels_uri']} "

@@ -13,6 +13,10 @@ A large local file is loaded as PIECES pieces (split at line breaks) by parallel
 streams: the server parses and stores a COPY on one core, so one stream leaves the others
 idle (7.2 M lines: 10.5 s with one stream). An S3 object streams as one piece: reading it at
 an offset would mean downloading its first part twice to number the lines.
+
+`python -m loaders load --year Y --month M`, or `load_month(Y, M)`: one BTS month,
+`01_bronze/bts/{Y}/{MM}.csv`, replaces only that month's staging rows (the year's other
+months stay as they are), mapped onto the same staging columns (loaders/bts_lines.py).
 """
 
 from __future__ import annotations
@@ -32,7 +36,8 @@ import psycopg
 
 from lakehouse import warehouse
 from lakehouse.errors import UserError
-from lakehouse.lake import Lake, bronze_key
+from lakehouse.lake import Lake, LakeObjectMissing, bronze_key, bts_bronze_key
+from loaders import bts_format, bts_lines
 from loaders import staging_tables as st
 from loaders.bronze_lines import read_batches
 from loaders.read_ahead import read_ahead
@@ -60,6 +65,7 @@ class LoadResult:
     rows_rejected: int
     seconds: float
     status: str
+    month: int | None = None
 
     @property
     def rows_per_second(self) -> float:
@@ -337,10 +343,90 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def cli_load(args) -> int:
-    """`python -m loaders load --year Y [--json]`"""
+def require_bts_month(year: int, month: int, lake: Lake | None = None) -> str:
+    """The URI of the BTS month's bronze object; a UserError saying where to get it if absent."""
+    _check_year(year)
+    if not 1 <= int(month) <= 12:
+        raise UserError(f"month {month} is not a month; pass e.g. --month 1 for January")
+    lake = lake or Lake.from_env()
+    key = bts_bronze_key(year, month)
     try:
-        result = load_year(args.year, progress=True)
+        lake.size(key)
+    except LakeObjectMissing:
+        raise UserError(
+            f"{lake.uri(key)} is not in the lake: download "
+            f"On_Time_Reporting_Carrier_On_Time_Performance_1987_present_{year}_{month}.zip "
+            f"from https://transtats.bts.gov/PREZIP/ (or the \"Reporting Carrier On-Time "
+            f"Performance (1987-present)\" table on transtats.bts.gov, all fields) and run "
+            f"`python -m loaders ingest` on it") from None
+    return lake.uri(key)
+
+
+def load_month(year: int, month: int, lake: Lake | None = None, progress: bool = False,
+               replace_year: bool = False) -> LoadResult:
+    """Replace staging's rows of one BTS month with the lake's month file, atomically; the
+    year's other months are left as they are. A year loaded from a yearly file is refused
+    unless `replace_year` (UserError)."""
+    lake = lake or Lake.from_env()
+    uri = require_bts_month(year, month, lake)
+    key = bts_bronze_key(year, month)
+    size = lake.size(key)
+    load_id = str(uuid.uuid4())
+    started = time.perf_counter()
+    with warehouse.connect(part="loader", autocommit=True) as conn:
+        st.apply_schema(conn)
+        st.audit_start(conn, load_id, year, uri, size, month=month)
+        try:
+            with conn.transaction(), contextlib.ExitStack() as stack:
+                st.lock_year(conn, year)
+                st.monthly_year(conn, year, replace_year)
+                lines = bts_format.month_lines(month)
+                fresh = st.create_fresh(conn, st.FLIGHTS, year, load_id, lines=lines, month=month)
+                bar = stack.enter_context(_progress_bar(size, year, progress))
+                spool = stack.enter_context(tempfile.SpooledTemporaryFile(
+                    _REJECT_SPOOL_BYTES, mode="w+", encoding="utf-8"))
+                n_lines = loaded = rejected = 0
+                with lake.open_read(key) as fh, conn.cursor() as cur, \
+                        cur.copy(st.copy_bts_statement(fresh)) as copy:
+                    for batch in read_ahead(bts_lines.read_batches(fh, uri, lines[0]),
+                                            name="bts-reader"):
+                        if batch.payload:
+                            copy.write(batch.payload)
+                        for r in batch.rejects:
+                            spool.write(json.dumps((r.line_no, r.raw_line, r.reason)))
+                            spool.write("\n")
+                        n_lines += batch.lines
+                        loaded += batch.rows
+                        rejected += len(batch.rejects)
+                        bar.update(batch.bytes_read)
+                rejected_tbl = st.create_fresh(conn, st.REJECTED, year, load_id, lines=lines,
+                                               month=month)
+                if rejected:
+                    spool.seek(0)
+                    with conn.cursor() as cur, \
+                            cur.copy(st.copy_rejects_statement(rejected_tbl)) as copy:
+                        for text in spool:
+                            copy.write_row(json.loads(text))
+                st.publish_month(conn, st.FLIGHTS, fresh, year, month)
+                st.publish_month(conn, st.REJECTED, rejected_tbl, year, month)
+                st.audit_abandoned(conn, year, load_id)
+                seconds = time.perf_counter() - started
+                st.audit_succeeded(conn, load_id, n_lines, loaded, rejected, round(seconds, 3))
+        except BaseException as exc:
+            _record_failure(conn, load_id, exc)
+            raise
+    return LoadResult(year, load_id, uri, size, n_lines, loaded, rejected,
+                      round(time.perf_counter() - started, 3), "succeeded", month)
+
+
+def cli_load(args) -> int:
+    """`python -m loaders load --year Y [--month M] [--json]`"""
+    try:
+        if args.month is not None:
+            result = load_month(args.year, args.month, progress=True,
+                                replace_year=args.replace_year)
+        else:
+            result = load_year(args.year, progress=True)
     except psycopg.OperationalError as exc:
         raise UserError(f"loading {args.year} failed in the warehouse: {_first_line(exc)}; "
                         "check that PostgreSQL runs and the PG* variables point at it, then "
@@ -351,7 +437,9 @@ def cli_load(args) -> int:
     if args.json:
         print(json.dumps(result.as_dict()))
     else:
-        print(f"loaded {result.source_uri} into staging.flights (year {result.year}): "
+        what = (f"year {result.year}" if result.month is None
+                else f"{result.year}-{result.month:02d}")
+        print(f"loaded {result.source_uri} into staging.flights ({what}): "
               f"{result.lines_read} lines = {result.rows_loaded} rows loaded + "
               f"{result.rows_rejected} rejected (see staging.flights_rejected) in "
               f"{result.seconds:.1f} s ({result.rows_per_second:,.0f} lines/s); "

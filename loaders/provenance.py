@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 from lakehouse.errors import UserError
-from lakehouse.lake import Lake, LakeObjectMissing, ObjectInfo, bronze_key, provenance_key
+from lakehouse.lake import Lake, LakeObjectMissing, ObjectInfo, period_bronze_key, provenance_key
 
 GENERATED = "generated"
 INGESTED = "ingested"
@@ -73,6 +73,7 @@ class BronzeState:
     year: int
     info: ObjectInfo | None
     record: dict | None
+    month: int | None = None  # a BTS month's object, else the Kaggle year's
 
     @property
     def exists(self) -> bool:
@@ -87,9 +88,9 @@ class BronzeState:
         return self.origin == GENERATED
 
 
-def _read_record(lake: Lake, year: int) -> dict | None:
+def _read_record(lake: Lake, year: int, month: int | None) -> dict | None:
     try:
-        with lake.open_read(provenance_key(year)) as fh:
+        with lake.open_read(provenance_key(year, month)) as fh:
             record = json.loads(fh.read())
     except LakeObjectMissing:
         return None
@@ -100,48 +101,52 @@ def _read_record(lake: Lake, year: int) -> dict | None:
     return record
 
 
-def bronze_state(lake: Lake, year: int) -> BronzeState:
-    key = bronze_key(year)
+def bronze_state(lake: Lake, year: int, month: int | None = None) -> BronzeState:
+    key = period_bronze_key(year, month)
     try:
         info = lake.head(key)
     except LakeObjectMissing:
-        return BronzeState(year, None, None)
-    record = _read_record(lake, year)
+        return BronzeState(year, None, None, month)
+    record = _read_record(lake, year, month)
     if record is None or record["bytes"] != info.size:
-        return BronzeState(year, info, None)
+        return BronzeState(year, info, None, month)
     if record["fingerprint"] != info.fingerprint:
         with lake.open_read(key) as fh:
             if sha256_of(fh) != record["sha256"]:
-                return BronzeState(year, info, None)
+                return BronzeState(year, info, None, month)
         record = {**record, "fingerprint": info.fingerprint}  # same bytes, e.g. a copied lake
-        _store(lake, year, record)
-    return BronzeState(year, info, record)
+        _store(lake, year, month, record)
+    return BronzeState(year, info, record, month)
 
 
-def _store(lake: Lake, year: int, record: dict) -> None:
-    with lake.open_write(provenance_key(year)) as fh:
+def _store(lake: Lake, year: int, month: int | None, record: dict) -> None:
+    with lake.open_write(provenance_key(year, month)) as fh:
         fh.write(json.dumps(record, indent=1).encode())
 
 
-def write_record(lake: Lake, year: int, origin: str, sha256: str, **extra) -> dict:
-    """Record who wrote the bronze object now under the year's key (call right after writing)."""
-    info = lake.head(bronze_key(year))
-    record = {"year": year, "origin": origin, "bytes": info.size, "sha256": sha256,
-              "fingerprint": info.fingerprint,
+def write_record(lake: Lake, year: int, origin: str, sha256: str, month: int | None = None,
+                 **extra) -> dict:
+    """Record who wrote the bronze object now under the year's (or BTS month's) key (call
+    right after writing)."""
+    info = lake.head(period_bronze_key(year, month))
+    record = {"year": year, **({"month": month} if month is not None else {}), "origin": origin,
+              "bytes": info.size, "sha256": sha256, "fingerprint": info.fingerprint,
               "written_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), **extra}
-    _store(lake, year, record)
+    _store(lake, year, month, record)
     return record
 
 
-def require_generator_may_write(lake: Lake, year: int) -> None:
-    """Raise unless the year's bronze object is absent or was written by the generator."""
-    state = bronze_state(lake, year)
+def require_generator_may_write(lake: Lake, year: int, month: int | None = None) -> None:
+    """Raise unless the bronze object is absent or was written by the generator."""
+    state = bronze_state(lake, year, month)
     if not state.exists or state.is_generated:
         return
     why = ("ingested real data" if state.origin == INGESTED
-           else f"no generator record in {lake.uri(provenance_key(year))}: it looks like real data")
+           else f"no generator record in {lake.uri(provenance_key(year, month))}: it looks like "
+                "real data")
     raise UserError(
-        f"{lake.uri(bronze_key(year))} was not written by the generator ({why}); it is left as "
+        f"{lake.uri(period_bronze_key(year, month))} was not written by the generator ({why}); "
+        f"it is left as "
         f"it is. Generate a different year (--year, YEAR= for make) or point LAKE_URL at "
         f"another lake"
     )
@@ -161,7 +166,7 @@ def cli_demo_year(args) -> int:
     lake = Lake.from_env()
     year = demo_year(lake, args.year)
     if year != args.year:
-        print(f"note: {lake.uri(bronze_key(args.year))} holds real data, which the demo leaves "
+        print(f"note: {lake.uri(period_bronze_key(args.year))} holds real data, which the demo leaves "
               f"alone; the demo generates {year} instead", file=sys.stderr)
     print(year)
     return 0

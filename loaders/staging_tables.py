@@ -11,6 +11,12 @@ filled in the load's own transaction; the others on their own connections, each 
 a table outside staging.flights (`flights_Y_K_loading`), which the load's transaction then
 attaches. A crash can leave such a table behind, never a visible row: the next load of the
 year drops it (drop_unpublished).
+
+A year loaded from BTS monthly files is range-partitioned by line_no too, one partition per
+month (`flights_Y_mMM`, lines bts_format.month_lines(M)); a month load swaps only its own
+month's partitions (of staging.flights and staging.flights_rejected) the same way, in one
+transaction. Such a year's partitions carry the comment MONTHLY, which is how a month load
+tells them from a year loaded from one yearly file (which it does not mix months into).
 """
 
 from __future__ import annotations
@@ -20,6 +26,8 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
+from lakehouse.errors import UserError
+from loaders import bts_format
 from loaders.bronze_format import STAGING_COLUMNS
 
 SCHEMA_SQL = Path(__file__).with_name("sql") / "staging_schema.sql"
@@ -60,11 +68,12 @@ def try_lock_year(conn: psycopg.Connection, year: int) -> bool:
     ).fetchone()[0]
 
 
-def audit_start(conn: psycopg.Connection, load_id: str, year: int, uri: str, size: int) -> None:
+def audit_start(conn: psycopg.Connection, load_id: str, year: int, uri: str, size: int,
+                month: int | None = None) -> None:
     conn.execute(
-        "insert into staging.load_audit (load_id, year, source_uri, bytes, status, pid) "
-        "values (%s, %s, %s, %s, 'running', pg_backend_pid())",
-        (load_id, year, uri, size),
+        "insert into staging.load_audit (load_id, year, month, source_uri, bytes, status, pid) "
+        "values (%s, %s, %s, %s, %s, 'running', pg_backend_pid())",
+        (load_id, year, month, uri, size),
     )
 
 
@@ -103,7 +112,8 @@ def partition_name(table: str, year: int) -> str:
 
 
 def create_fresh(conn: psycopg.Connection, table: str, year: int, load_id: str,
-                 piece: int | None = None, lines: tuple[int, int | None] | None = None) -> str:
+                 piece: int | None = None, lines: tuple[int, int | None] | None = None,
+                 month: int | None = None) -> str:
     """A new empty table shaped like staging.`table`, for `year` (and piece `piece` of its
     lines, numbered from 1); returns its name.
 
@@ -111,7 +121,10 @@ def create_fresh(conn: psycopg.Connection, table: str, year: int, load_id: str,
     ATTACH PARTITION skip the validation scan. year and load_id get constant defaults so COPY
     does not have to carry (and the server parse) them per row; publish drops them.
     """
-    final = partition_name(table, year) if piece is None else piece_name(year, piece)
+    if month is not None:
+        final = month_name(table, year, month)
+    else:
+        final = partition_name(table, year) if piece is None else piece_name(year, piece)
     ident = sql.Identifier(SCHEMA, f"{final}_loading")
     conn.execute(sql.SQL("create table {} (like {})").format(ident, sql.Identifier(SCHEMA, table)))
     conn.execute(
@@ -172,6 +185,15 @@ def copy_flights_statement(name: str) -> sql.Composed:
     ).format(sql.Identifier(SCHEMA, name), cols)
 
 
+def copy_bts_statement(name: str) -> sql.Composed:
+    """COPY of loaders/bts_lines.py's CSV rows: line_no and the columns BTS has."""
+    cols = sql.SQL(", ").join(sql.Identifier(c)
+                              for c in ("line_no", *bts_format.STAGING_COLUMNS))
+    return sql.SQL(
+        "copy {} ({}) from stdin (format csv, null '', freeze)"
+    ).format(sql.Identifier(SCHEMA, name), cols)
+
+
 def copy_rejects_statement(name: str) -> sql.Composed:
     return sql.SQL("copy {} (line_no, raw_line, reason) from stdin (freeze)").format(
         sql.Identifier(SCHEMA, name)
@@ -212,3 +234,65 @@ def publish(conn: psycopg.Connection, table: str, fresh: str, year: int,
             sql.Identifier(SCHEMA, piece), sql.Identifier(piece.removesuffix("_loading"))))
     conn.execute(sql.SQL("alter table {} attach partition {} for values in ({})").format(
         parent, sql.Identifier(SCHEMA, final), sql.Literal(year)))
+
+
+# --- BTS months ---------------------------------------------------------------------------
+
+MONTHLY = "monthly: one partition per BTS month"
+
+
+def month_name(table: str, year: int, month: int) -> str:
+    return f"{partition_name(table, year)}_m{month:02d}"
+
+
+def _is_monthly(conn: psycopg.Connection, name: str) -> bool:
+    return conn.execute("select obj_description(%s::regclass, 'pg_class') = %s",
+                        (f"{SCHEMA}.{name}", MONTHLY)).fetchone()[0] is True
+
+
+def monthly_year(conn: psycopg.Connection, year: int, replace_year: bool = False) -> None:
+    """Make the year's staging partitions the monthly kind (inside the caller's transaction,
+    holding the year's lock): created when absent; a year loaded from a yearly file is
+    refused unless `replace_year`, which drops it."""
+    for table in (FLIGHTS, REJECTED):
+        current = _current_partition(conn, table, year)
+        if current is not None and _is_monthly(conn, current):
+            continue
+        if current is not None:
+            if not replace_year:
+                raise UserError(
+                    f"staging holds {year} loaded from a yearly file (01_bronze/{year}.csv); "
+                    f"BTS months are not mixed into it: load the year from its yearly file, or "
+                    f"pass --replace-year to drop it and load {year} month by month")
+            conn.execute(sql.SQL("alter table {} detach partition {}").format(
+                sql.Identifier(SCHEMA, table), sql.Identifier(SCHEMA, current)))
+            conn.execute(sql.SQL("drop table {}").format(sql.Identifier(SCHEMA, current)))
+        name = partition_name(table, year)
+        ident = sql.Identifier(SCHEMA, name)
+        conn.execute(sql.SQL("create table {} (like {}) partition by range (line_no)").format(
+            ident, sql.Identifier(SCHEMA, table)))
+        conn.execute(sql.SQL("comment on table {} is {}").format(ident, sql.Literal(MONTHLY)))
+        conn.execute(sql.SQL("alter table {} attach partition {} for values in ({})").format(
+            sql.Identifier(SCHEMA, table), ident, sql.Literal(year)))
+
+
+def publish_month(conn: psycopg.Connection, table: str, fresh: str, year: int,
+                  month: int) -> None:
+    """Swap `fresh` in as the month's partition of the year's (monthly) partition of
+    staging.`table`, inside the caller's transaction."""
+    ident = sql.Identifier(SCHEMA, fresh)
+    drop_defaults(conn, fresh)
+    conn.execute(sql.SQL("analyze {} ({})").format(
+        ident, sql.SQL(", ").join(sql.Identifier(c) for c in ANALYZED_COLUMNS[table])))
+    parent = sql.Identifier(SCHEMA, partition_name(table, year))
+    final = month_name(table, year, month)
+    exists = conn.execute("select to_regclass(%s) is not null",
+                          (f"{SCHEMA}.{final}",)).fetchone()[0]
+    if exists:
+        conn.execute(sql.SQL("alter table {} detach partition {}").format(
+            parent, sql.Identifier(SCHEMA, final)))
+        conn.execute(sql.SQL("drop table {}").format(sql.Identifier(SCHEMA, final)))
+    conn.execute(sql.SQL("alter table {} rename to {}").format(ident, sql.Identifier(final)))
+    first, end = bts_format.month_lines(month)
+    conn.execute(sql.SQL("alter table {} attach partition {} for values from ({}) to ({})").format(
+        parent, sql.Identifier(SCHEMA, final), sql.Literal(first), sql.Literal(end)))

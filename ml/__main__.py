@@ -32,6 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
     which.add_argument("--years", type=parse_years, metavar="FIRST-LAST",
                        help="re-score a range oldest first (e.g. 2009-2018), so every year is "
                        "scored with the earlier years of gold as history")
+    score.add_argument("--month", type=int, choices=range(1, 13), metavar="M",
+                       help="with --year: score only this month (1-12) on its trailing history "
+                       "and upsert only its rows")
     score.add_argument("--json", action="store_true",
                        help="print one JSON summary object (one line per year with --years)")
 
@@ -73,10 +76,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "score":
         from ml.score import score_year
 
+        if args.month is not None and args.year is None:
+            raise UserError("--month goes with --year (one month of one year)")
         # Oldest first: a year's history is the earlier years of gold (docs/ml.md).
         for year in args.years or [args.year]:
             try:
-                summary = score_year(year)
+                summary = score_year(year, month=args.month)
             except UserError as exc:
                 raise UserError(f"year {year}: {exc}") from exc
             except Exception:
@@ -85,7 +90,8 @@ def main(argv: list[str] | None = None) -> int:
             if args.json:
                 print(json.dumps(summary), flush=True)
             else:
-                print(f"scored {summary['airport_days']} airport-days of {year} "
+                what = year if args.month is None else f"{year}-{args.month:02d}"
+                print(f"scored {summary['airport_days']} airport-days of {what} "
                       f"({summary['airports']} airports): {summary['anomalies']} anomalies, "
                       f"{summary['insufficient_history']} with insufficient history, "
                       f"{summary['failures']} detector failures, {summary['seconds']} s "

@@ -13,10 +13,15 @@ from ml import MODEL_VERSION
 from ml.params import Params
 
 
-def score_year(year: int, params: Params | None = None) -> dict:
+def score_year(year: int, params: Params | None = None, month: int | None = None) -> dict:
     """Score `year` and upsert it into ml.dep_delay_anomalies; returns the run summary
     (run_id, year, airports, airport_days, anomalies, insufficient_history, failures,
-    warnings, seconds, model_version)."""
+    warnings, seconds, model_version).
+
+    With `month`, only that month's airport-days are upserted (the year's other months keep
+    their rows), scored on the trailing history: the earlier years and the year's days up to
+    the end of the month (later days in gold, if any, are left out, as they would not have
+    existed when the month was current)."""
     from lakehouse.warehouse import connect
     from ml import store
     from ml.scoring import score_frame
@@ -28,15 +33,27 @@ def score_year(year: int, params: Params | None = None) -> dict:
     with connect(part="ml") as conn:
         store.ensure_schema(conn)
         gold = store.read_gold(conn, year, params.history_years)
-        if not (gold["year"] == year).any():
+        if month is not None:
+            import datetime as dt
+
+            end = dt.date(year + month // 12, month % 12 + 1, 1)
+            gold = gold[(gold["year"] != year) | (gold["fl_date"] < end)]
+            in_month = (gold["year"] == year) & (gold["fl_date"] >= dt.date(year, month, 1))
+        else:
+            in_month = gold["year"] == year
+        if not in_month.any():
             from lakehouse.errors import UserError
 
+            what = str(year) if month is None else f"{year}-{month:02d}"
+            how = f"--year {year}" + (f" --month {month}" if month is not None else "")
             raise UserError(
-                f"gold.agg_dep_delay_by_date has no rows for {year}: load and build that year "
-                f"first (`python -m loaders load --year {year}`, then dbt build)"
+                f"gold.agg_dep_delay_by_date has no rows for {what}: load and build it "
+                f"first (`python -m loaders load {how}`, then dbt build)"
             )
         conn.commit()
         scored, problems = score_frame(gold, year, params)
+        if month is not None:
+            scored = scored[[d.month == month for d in scored["fl_date"]]].reset_index(drop=True)
         scored["model_version"] = MODEL_VERSION
         scored["run_id"] = run_id
         scored["scored_at"] = started
@@ -44,6 +61,7 @@ def score_year(year: int, params: Params | None = None) -> dict:
         run = {
             "run_id": run_id,
             "year": year,
+            "month": month,
             "model_version": MODEL_VERSION,
             "params": params.as_dict(),
             "airports": int(scored["origin"].nunique()),
@@ -56,10 +74,11 @@ def score_year(year: int, params: Params | None = None) -> dict:
         }
         run["finished_at"] = store.utcnow()
         run["seconds"] = round(time.perf_counter() - t0, 3)
-        store.upsert_year(conn, year, scored, run)
+        store.upsert_year(conn, year, scored, run, month=month)
     return {
         "run_id": str(run_id),
         "year": year,
+        "month": month,
         "model_version": MODEL_VERSION,
         "airports": run["airports"],
         "airport_days": run["airport_days"],

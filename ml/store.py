@@ -112,12 +112,20 @@ DELETE_LEFT_GOLD = sql.SQL(
     "delete from {target} a where a.year = %s "
     "and not exists (select 1 from scored s where s.id = a.id)"
 )
+# The same for one month of the year: the other months' rows are not this run's to remove.
+DELETE_LEFT_GOLD_MONTH = sql.SQL(
+    "delete from {target} a where a.year = %s "
+    "and a.fl_date >= make_date(%s, %s, 1) and a.fl_date < make_date(%s, %s, 1) + interval '1 month' "
+    "and not exists (select 1 from scored s where s.id = a.id)"
+)
 
 
-def upsert_year(conn: psycopg.Connection, year: int, rows: pd.DataFrame, run: dict) -> None:
+def upsert_year(conn: psycopg.Connection, year: int, rows: pd.DataFrame, run: dict,
+                month: int | None = None) -> None:
     """Replace the year's scored rows atomically: COPY to a temp table, the removal of this
     year's rows that no longer exist in gold, then one `INSERT ... ON CONFLICT (id) DO
-    UPDATE`, and the run record - all in one transaction. Other years are untouched.
+    UPDATE`, and the run record - all in one transaction. Other years are untouched. With
+    `month`, `rows` are that month's and only that month's rows are replaced.
     """
     types = anomaly_columns(conn)
     columns = [c for c in types if c in rows.columns]
@@ -140,7 +148,11 @@ def upsert_year(conn: psycopg.Connection, year: int, rows: pd.DataFrame, run: di
         # table with statistics.
         conn.execute("analyze scored")
         conn.execute("set local enable_nestloop = off")
-        conn.execute(DELETE_LEFT_GOLD.format(target=target), (year,))
+        if month is None:
+            conn.execute(DELETE_LEFT_GOLD.format(target=target), (year,))
+        else:
+            conn.execute(DELETE_LEFT_GOLD_MONTH.format(target=target),
+                         (year, year, month, year, month))
         updates = sql.SQL(", ").join(
             sql.SQL("{0} = excluded.{0}").format(i) for i in ident if i != sql.Identifier("id")
         )
@@ -155,12 +167,14 @@ def upsert_year(conn: psycopg.Connection, year: int, rows: pd.DataFrame, run: di
 
 def record_run(conn: psycopg.Connection, run: dict) -> None:
     conn.execute(
-        "insert into ml.model_runs (run_id, year, model_version, params, airports, airport_days,"
-        " anomalies, failures, status, started_at, finished_at, seconds, detector_seconds)"
-        " values (%(run_id)s, %(year)s, %(model_version)s, %(params)s, %(airports)s,"
+        "insert into ml.model_runs (run_id, year, month, model_version, params, airports,"
+        " airport_days, anomalies, failures, status, started_at, finished_at, seconds,"
+        " detector_seconds)"
+        " values (%(run_id)s, %(year)s, %(month)s, %(model_version)s, %(params)s, %(airports)s,"
         " %(airport_days)s, %(anomalies)s, %(failures)s, %(status)s, %(started_at)s,"
         " %(finished_at)s, %(seconds)s, %(detector_seconds)s)",
-        {**run, "params": json.dumps(run["params"]), "failures": json.dumps(run["failures"]),
+        {"month": None, **run, "params": json.dumps(run["params"]),
+         "failures": json.dumps(run["failures"]),
          "detector_seconds": json.dumps(run.get("detector_seconds", {}))},
     )
 

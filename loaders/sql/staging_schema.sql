@@ -79,5 +79,10 @@ begin
                    and attname = 'seconds' and not attisdropped) then
         alter table staging.load_audit add column seconds double precision;
     end if;
+    -- month: the BTS month a load replaced (null for a whole year from a yearly file).
+    if not exists (select from pg_attribute where attrelid = 'staging.load_audit'::regclass
+                   and attname = 'month' and not attisdropped) then
+        alter table staging.load_audit add column month integer;
+    end if;
 end
 $$;

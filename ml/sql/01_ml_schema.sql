@@ -102,3 +102,7 @@ begin
     end if;
 end
 $$;
+
+-- month: a run that scored one month of its year (python -m ml score --year Y --month M);
+-- null for a whole year.
+alter table ml.model_runs add column if not exists month integer;

@@ -9,6 +9,10 @@
     old year or the new one, never a mix, and a failed build leaves the old year in place.
 
     - `--vars '{year: Y}'`: builds year Y only; other years' partitions are not touched.
+    - `--vars '{year: Y, month: M}'` (a BTS month): the model returns that month's rows (its
+      line_no range, macros/year_filter.sql); they replace that range of the year's existing
+      partition (delete + insert in one transaction), the other months are not rewritten. A
+      year without a partition yet gets one holding the month.
     - no year var, or `--full-refresh`: rebuilds the whole table from what the model returns
       (one partition per year present), swapped in the same way.
     The model must return a non-null integer `year` column. -#}
@@ -28,6 +32,9 @@
 
     {%- if year is none or should_full_refresh() or not is_partitioned -%}
         {{ year_partitioned_rebuild_all(target_relation, existing, sql) }}
+    {%- elif month_line_range() is not none
+             and year_partitioned_exists(year_partitioned_child(target_relation, year)) -%}
+        {{ year_partitioned_replace_month(target_relation, year, month_line_range(), sql) }}
     {%- else -%}
         {{ year_partitioned_replace_year(target_relation, year, sql) }}
     {%- endif -%}
@@ -47,6 +54,13 @@
         ~ " where n.nspname = " ~ dbt.string_literal(relation.schema)
         ~ " and c.relname = " ~ dbt.string_literal(relation.identifier)) -%}
     {{ return(result.rows | length > 0 and result.rows[0][0]) }}
+{%- endmacro %}
+
+
+{% macro year_partitioned_exists(relation) -%}
+    {%- set result = run_query("select to_regclass(" ~ dbt.string_literal(
+        adapter.quote(relation.schema) ~ "." ~ adapter.quote(relation.identifier)) ~ ") is not null") -%}
+    {{ return(result.rows[0][0]) }}
 {%- endmacro %}
 
 
@@ -80,6 +94,25 @@
         drop table if exists {{ partition }};
         alter table {{ staged }} rename to {{ adapter.quote(partition.identifier) }};
         alter table {{ target }} attach partition {{ partition }} for values in ({{ year }});
+        analyze {{ partition }};
+    {%- endcall %}
+{%- endmacro %}
+
+
+{#- Build a month (the model's rows of line_no range [first, end)) into a new table, then
+    replace that range of the year's partition with it. -#}
+{% macro year_partitioned_replace_month(target, year, lines, sql) -%}
+    {%- set staged = year_partitioned_child(target, year, '__dbt_month') -%}
+    {%- set partition = year_partitioned_child(target, year) -%}
+    {% call statement('main') -%}
+        drop table if exists {{ staged }};
+        {{ year_partitioned_create_table_as(staged, sql) }}
+    {%- endcall %}
+    {{ year_partitioned_check_columns(target, staged) }}
+    {% call statement('replace_month') -%}
+        delete from {{ partition }} where line_no >= {{ lines[0] }} and line_no < {{ lines[1] }};
+        insert into {{ partition }} select * from {{ staged }};
+        drop table {{ staged }};
         analyze {{ partition }};
     {%- endcall %}
 {%- endmacro %}

@@ -25,7 +25,7 @@ with
 
 flights as (
     select * from {{ ref('flights') }}
-    where {{ year_condition() }}
+    where {{ year_condition() }} and {{ month_dates_condition() }}
 ),
 
 daily as (

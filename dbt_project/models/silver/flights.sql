@@ -16,7 +16,7 @@ with
 
 duplicates as (
     select * from {{ ref('flights_duplicates') }}
-    where {{ year_condition() }}
+    where {{ year_condition() }} and {{ month_lines_condition() }}
 )
 
 -- stg_flights is read from the main query, not from a CTE: its typing layers are fenced by a
@@ -63,5 +63,6 @@ left join duplicates
     on duplicates.year = accepted.year
     and duplicates.line_no = accepted.line_no
 where {{ year_condition('accepted.year') }}
+  and {{ month_lines_condition('accepted.line_no') }}
   and accepted.reject_reason is null
   and coalesce(duplicates.copy_no, 1) = 1

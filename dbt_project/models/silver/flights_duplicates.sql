@@ -23,7 +23,7 @@ with
 duplicate_key_hashes as (
     select {{ duplicate_key_hash() }} as key_hash
     from {{ source('staging', 'flights') }}
-    where {{ year_condition() }}
+    where {{ year_condition() }} and {{ month_lines_condition() }}
     group by 1
     having count(*) > 1
 ),
@@ -31,7 +31,7 @@ duplicate_key_hashes as (
 candidate_lines as (
     select *
     from {{ source('staging', 'flights') }}
-    where {{ year_condition() }}
+    where {{ year_condition() }} and {{ month_lines_condition() }}
       and {{ duplicate_key_hash() }} in (select key_hash from duplicate_key_hashes)
 ),
 

@@ -16,20 +16,22 @@ with
 source as (
     select staged.*
     from {{ source('staging', 'flights') }} as staged
-    where {{ year_condition('staged.year') }}
+    where {{ year_condition('staged.year') }} and {{ month_lines_condition('staged.line_no') }}
       -- The shortcut for clean years: staging lines = silver rows + the duplicate copies
       -- silver dropped means no line is missing for another reason. (Per year, staging minus
       -- both is the number of rejects, never negative, so equal totals mean zero rejects in
       -- every year.) The condition has no per-row reference: PostgreSQL checks it once, as a
       -- one-time filter, and then skips the anti-join's two scans (7.2 M rows: 5 s).
-      and (select count(*) from {{ source('staging', 'flights') }} where {{ year_condition() }})
+      and (select count(*) from {{ source('staging', 'flights') }}
+           where {{ year_condition() }} and {{ month_lines_condition() }})
           <> (select count(*) + coalesce(sum(duplicates_removed), 0) from {{ ref('flights') }}
-              where {{ year_condition() }})
+              where {{ year_condition() }} and {{ month_lines_condition() }})
       and not exists (
           select from {{ ref('flights') }} as accepted
           where accepted.year = staged.year
             and accepted.line_no = staged.line_no
             and {{ year_condition('accepted.year') }}
+            and {{ month_lines_condition('accepted.line_no') }}
       )
 )
 

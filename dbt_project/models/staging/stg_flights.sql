@@ -14,7 +14,7 @@ source as (
     select * from {{ source('staging', 'flights') }}
     -- The year is applied here, below the fences in the typed layers: a filter from outside
     -- is not pushed through them, and the partition of the year is all that has to be read.
-    where {{ year_condition() }}
+    where {{ year_condition() }} and {{ month_lines_condition() }}
 )
 
 {{ typed_flights('source') }}

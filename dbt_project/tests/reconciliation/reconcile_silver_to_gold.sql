@@ -18,7 +18,7 @@ silver as (
             + coalesce(sum(dep_delay::numeric) filter (where not is_cancelled and dep_delay <> trunc(dep_delay)), 0)
             as total_dep_delay
     from {{ ref('flights') }}
-    where {{ year_condition() }}
+    where {{ year_condition() }} and {{ month_dates_condition() }}
     group by year
 ),
 
@@ -30,7 +30,7 @@ gold as (
         sum(flights) as flights,
         sum(total_dep_delay::numeric) as total_dep_delay
     from {{ ref('agg_dep_delay_by_date') }}
-    where {{ year_condition() }}
+    where {{ year_condition() }} and {{ month_dates_condition() }}
     group by year
 )
 

@@ -7,21 +7,21 @@ with
 staged as (
     select year, count(*) as staging_rows
     from {{ source('staging', 'flights') }}
-    where {{ year_condition() }}
+    where {{ year_condition() }} and {{ month_lines_condition() }}
     group by year
 ),
 
 silver as (
     select year, count(*) as silver_rows, sum(duplicates_removed) as duplicates_removed
     from {{ ref('flights') }}
-    where {{ year_condition() }}
+    where {{ year_condition() }} and {{ month_lines_condition() }}
     group by year
 ),
 
 rejected as (
     select year, count(*) as rejected_rows
     from {{ ref('flights_rejected') }}
-    where {{ year_condition() }}
+    where {{ year_condition() }} and {{ month_lines_condition() }}
     group by year
 )
 

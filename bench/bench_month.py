@@ -1,0 +1,159 @@
+"""Month benchmark: one BTS month end to end vs its whole year, vs `psql \\copy` of the month.
+
+    .venv/bin/python bench/bench_month.py [--rows 7200000] [--month 6] [--keep DIR]
+
+On a generated year written as twelve BTS monthly files (a temporary local lake) and a
+throw-away database on the server the PG* variables point at (`make bench-month` starts the
+local one), each step a subprocess of the real command, wall time measured outside it:
+
+1. `python -m loaders ingest` of the month's zip (as TranStats ships it) into a second lake:
+   time and the child's peak RSS (the zip is streamed, never extracted);
+2. `psql \\copy` of the month's CSV into a plain table of its 110 text columns: the floor
+   for landing the month at all;
+3. the year: `load --month M` for the twelve months, `dbt build --vars '{year: Y}'`,
+   `python -m ml score --year Y`;
+4. the month again, with the year in place: `load --month M`, `dbt build --vars
+   '{year: Y, month: M}'`, `python -m ml score --year Y --month M`.
+
+The goal (the issue's): a month costs at most 1/8 of the year end to end. The ratio is
+printed per step and in total.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from bench_load import loadavg, run_child  # the loader bench's helpers
+
+from lakehouse import warehouse
+from lakehouse.lake import bts_bronze_key
+from loaders import bts_format
+
+YEAR = 2019
+PY = sys.executable
+DBT = str(Path(PY).parent / "dbt")
+
+
+def _timed(cmd: list[str], env: dict[str, str]) -> float:
+    started = time.perf_counter()
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=REPO, check=False)
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd[:6])} ... failed: {(proc.stdout + proc.stderr)[-1500:]}")
+    return time.perf_counter() - started
+
+
+def _dbt(work: Path, vars_: str) -> list[str]:
+    return [DBT, "build", "--project-dir", str(REPO / "dbt_project"), "--profiles-dir",
+            str(work / "profiles"), "--target-path", str(work / "target"), "--log-path",
+            str(work / "logs"), "--vars", vars_, "--exclude", "tag:ml"]
+
+
+def psql_copy_month(path: str) -> list[str]:
+    cols = ", ".join(f"c{i} text" for i in range(bts_format.FIELDS))
+    return ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-c", "begin",
+            "-c", f"create table bench_month_copy ({cols})",
+            "-c", f"\\copy bench_month_copy from '{path}' with (format csv, header true)",
+            "-c", "commit", "-c", "drop table bench_month_copy"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=7_200_000, help="rows of the whole year")
+    parser.add_argument("--month", type=int, default=6)
+    parser.add_argument("--airports", type=int, default=None)
+    parser.add_argument("--keep", help="lake folder to use (default: a temp folder, removed)")
+    args = parser.parse_args()
+
+    env = {**os.environ, **warehouse.apply_env(), "DO_NOT_TRACK": "1"}
+    bench_db = f"bench_month_{os.getpid()}"
+    with psycopg.connect(autocommit=True) as admin:
+        admin.execute(sql.SQL("create database {}").format(sql.Identifier(bench_db)))
+    env["PGDATABASE"] = bench_db
+    lake = Path(args.keep or tempfile.mkdtemp(prefix="bench-month-"))
+    work = Path(tempfile.mkdtemp(prefix="bench-month-work-"))
+    try:
+        _run(args, {**env, "LAKE_URL": str(lake)}, lake, work)
+    finally:
+        with psycopg.connect(autocommit=True) as admin:
+            admin.execute(sql.SQL("drop database if exists {} with (force)").format(
+                sql.Identifier(bench_db)))
+        shutil.rmtree(work, ignore_errors=True)
+        if not args.keep:
+            shutil.rmtree(lake, ignore_errors=True)
+
+
+def _run(args, env: dict[str, str], lake: Path, work: Path) -> None:
+    m = args.month
+    print(f"load average before: {loadavg()}", flush=True)
+    month_csv = lake / bts_bronze_key(YEAR, m)
+    if not month_csv.exists():
+        cmd = [PY, "-m", "loaders", "generate", "--year", str(YEAR), "--rows", str(args.rows),
+               "--format", "bts"]
+        if args.airports:
+            cmd += ["--airports", str(args.airports)]
+        print(f"generating {args.rows:,} rows as 12 BTS months into {lake} ...", flush=True)
+        print(f"  {_timed(cmd, env):.1f} s", flush=True)
+    with open(month_csv, "rb") as fh:
+        lines = sum(buf.count(b"\n") for buf in iter(lambda: fh.read(1 << 24), b"")) - 1
+    size_mb = month_csv.stat().st_size / 1e6
+    (work / "profiles").mkdir()
+    shutil.copy(REPO / "profiles.yml.example", work / "profiles" / "profiles.yml")
+    result: dict = {"rows_year": args.rows, "month": m, "month_lines": lines,
+                    "month_csv_mb": round(size_mb, 1)}
+
+    archive = work / f"On_Time_Reporting_Carrier_On_Time_Performance_1987_present_{YEAR}_{m}.zip"
+    with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.write(month_csv, f"On_Time_Reporting_Carrier_On_Time_Performance_(1987_present)_{YEAR}_{m}.csv")
+    wall, rss, _ = run_child([PY, "-m", "loaders", "ingest", str(archive), "--json"],
+                             {**env, "LAKE_URL": str(work / "ingest-lake")})
+    result["ingest_zip"] = {"seconds": round(wall, 2), "peak_rss_mb": round(rss, 1),
+                            "zip_mb": round(archive.stat().st_size / 1e6, 1)}
+    print(f"ingest of the month's zip ({result['ingest_zip']['zip_mb']} MB zipped, "
+          f"{size_mb:.0f} MB CSV): {wall:.1f} s, peak RSS {rss:.0f} MB", flush=True)
+
+    copy_s = _timed(psql_copy_month(str(month_csv)), env)
+    result["psql_copy_month_s"] = round(copy_s, 2)
+    print(f"psql \\copy of the month ({lines:,} lines): {copy_s:.1f} s", flush=True)
+
+    year: dict[str, float] = {}
+    year["load"] = sum(_timed([PY, "-m", "loaders", "load", "--year", str(YEAR), "--month",
+                               str(k)], env) for k in range(1, 13))
+    year["dbt"] = _timed(_dbt(work, f"{{year: {YEAR}}}"), env)
+    year["score"] = _timed([PY, "-m", "ml", "score", "--year", str(YEAR)], env)
+    print(f"year: {json.dumps({k: round(v, 1) for k, v in year.items()})}", flush=True)
+
+    month: dict[str, float] = {}
+    month["load"] = _timed([PY, "-m", "loaders", "load", "--year", str(YEAR), "--month", str(m)],
+                           env)
+    month["dbt"] = _timed(_dbt(work, f"{{year: {YEAR}, month: {m}}}"), env)
+    month["score"] = _timed([PY, "-m", "ml", "score", "--year", str(YEAR), "--month", str(m)],
+                            env)
+    print(f"month: {json.dumps({k: round(v, 1) for k, v in month.items()})}", flush=True)
+    result["year_s"] = {k: round(v, 2) for k, v in year.items()}
+    result["month_s"] = {k: round(v, 2) for k, v in month.items()}
+    result["year_total_s"] = round(sum(year.values()), 2)
+    result["month_total_s"] = round(sum(month.values()), 2)
+    result["ratio_month_to_year"] = {k: round(month[k] / year[k], 3) for k in year}
+    result["ratio_total"] = round(result["month_total_s"] / result["year_total_s"], 3)
+    result["load_month_vs_psql_copy"] = round(month["load"] / copy_s, 2)
+    print(f"load average after: {loadavg()}")
+    print(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,57 @@
+"""The DAG with a `month` param: BTS months through the same DAG and Cosmos task group, and
+`make backfill FROM=2019-01 TO=2019-03` (airflow_local.backfill over months)."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from lakehouse import airflow_local
+from lakehouse.airflow_local import _months, _period_arg, _period_of_run, period_label
+from lakehouse.lake import Lake
+from loaders.generate import generate_year
+from tests.test_dag import manifest  # noqa: F401  (a fixture)
+
+
+def test_periods_parse_and_expand():
+    assert _period_arg("2009") == 2009 and _period_arg("2019-01") == (2019, 1)
+    assert _period_arg("2019-12") == (2019, 12)
+    for bad in ("2019-13", "2019-00", "19-01", "2019/01"):
+        with pytest.raises(argparse.ArgumentTypeError, match="BTS month such as 2019-01"):
+            _period_arg(bad)
+    assert _months((2018, 11), (2019, 2)) == [(2018, 11), (2018, 12), (2019, 1), (2019, 2)]
+    assert _period_of_run('{"year": 2019, "month": 3}', None) == (2019, 3)
+    assert _period_of_run('{"year": 2019, "month": null}', None) == 2019
+    assert _period_of_run(None, "2019-01-01T00:00:00") == 2018
+    assert period_label((2019, 3)) == "2019-03" and period_label(2019) == "2019"
+
+
+def test_mixed_periods_are_a_clear_error(capsys):
+    assert airflow_local.main(["backfill", "--from", "2018", "--to", "2019-03"]) == 2
+    assert "both as years (FROM=2009 TO=2018) or both as months" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(3600)
+def test_backfill_of_months_loads_each_month_and_stops_at_a_missing_one(
+        pg_conn, lake, manifest, tmp_path, monkeypatch):  # noqa: F811
+    generate_year(2016, rows=60_000, seed=4, lake=Lake(str(lake)), airports=20, fmt="bts",
+                  months={1, 2})
+    monkeypatch.setenv("LAKEHOUSE_DBT_MANIFEST", str(manifest))
+    home = tmp_path / "airflow"
+    results = airflow_local.backfill([(2016, 1), (2016, 2), (2016, 3)], home=home)
+    assert [(r["label"], r["status"]) for r in results] == [
+        ("2016-01", "succeeded"), ("2016-02", "succeeded"), ("2016-03", "failed")], results
+    assert results[2]["failed_task"] == "check_bronze"
+    assert "transtats.bts.gov/PREZIP" in (results[2]["error"] or "")
+    months = pg_conn.execute("select distinct line_no / 100000000 from staging.flights "
+                             "order by 1").fetchall()
+    assert months == [(1,), (2,)]
+    gold_months = pg_conn.execute(
+        "select distinct extract(month from fl_date)::int from gold.agg_dep_delay_by_date "
+        "order by 1").fetchall()
+    assert gold_months == [(1,), (2,)]
+    assert pg_conn.execute("select count(*) from ml.dep_delay_anomalies").fetchone()[0] > 0
+    again = airflow_local.backfill([(2016, 1), (2016, 2)], home=home)
+    assert [r["status"] for r in again] == ["skipped", "skipped"]
