@@ -253,7 +253,9 @@ def test_s3_lake_zip_reingest_and_interrupted_multipart_upload(s3_lake, tmp_path
             ingest(bad)
     finally:
         events.unregister("after-call.s3", handler)
-    assert calls.count("UploadPart") >= 2 and "AbortMultipartUpload" in calls
+    # Parts go up from s3transfer's threads while the zip is read: how many completed before the
+    # read failed depends on timing (a part cut short is never reported), at least one did.
+    assert "UploadPart" in calls and "AbortMultipartUpload" in calls
     assert "CompleteMultipartUpload" not in calls
     listed = s3.list_objects_v2(Bucket=bucket, Prefix=f"{prefix}/01_bronze/")
     keys = sorted(o["Key"].removeprefix(f"{prefix}/") for o in listed.get("Contents", []))
