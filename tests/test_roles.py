@@ -144,7 +144,24 @@ def test_tables_made_before_the_roles_are_handed_to_their_part(db):
         c.execute(STAGING_SQL.read_text())
         c.execute("create schema gold")
         c.execute("create table gold.agg_dep_delay_by_date (n int)")
+        # a partitioned table with a generated column and a partition (as staging.flights is),
+        # and a serial column's sequence, which follows its table
+        c.execute("create table staging.parted (year int, n int, "
+                  "twice int generated always as (n * 2) stored, id serial) "
+                  "partition by list (year)")
+        c.execute("create table staging.parted_2018 partition of staging.parted "
+                  "for values in (2018)")
     roles.apply()
+    with connect(autocommit=True) as c:
+        left = c.execute(
+            "select n.nspname || '.' || c.relname, pg_get_userbyid(c.relowner) from pg_class c "
+            "join pg_namespace n on n.oid = c.relnamespace where n.nspname in ('staging', 'gold') "
+            "and c.relkind in ('r', 'p', 'v', 'S') and c.relowner <> n.nspowner").fetchall()
+    assert left == []
+    with _part("loader") as c:
+        c.execute("insert into staging.parted (year, n) values (2018, 21)")
+        assert c.execute("select twice from staging.parted").fetchone() == (42,)
+        c.execute("drop table staging.parted_2018")  # only an owner may
     with _part("loader") as c:
         c.execute("drop table staging.load_audit")  # only an owner may
         c.execute(STAGING_SQL.read_text())

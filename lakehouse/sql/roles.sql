@@ -57,11 +57,15 @@ begin
         where n.nspname in ('staging', 'silver', 'gold', 'ml')
           and c.relkind in ('r', 'p', 'v', 'm', 'f', 'S')
           and c.relowner <> n.nspowner
-          and not exists (
+          -- objects that follow another's owner (a sequence owned by a column, a TOAST table)
+          -- are left to it; partitions (an automatic dependency on their parent) and tables
+          -- with generated columns (an internal dependency on themselves) are not such objects
+          and (c.relispartition or not exists (
               select from pg_depend d
               where d.classid = 'pg_class'::regclass and d.objid = c.oid
                 and d.deptype in ('a', 'i')
-          )
+                and not (d.refclassid = 'pg_class'::regclass and d.refobjid = c.oid)
+          ))
     loop
         execute format(
             'alter %s %I.%I owner to %I',
