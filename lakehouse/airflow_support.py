@@ -186,19 +186,10 @@ DEFAULT_YEARS = "2009-2018"  # the years of the Kaggle files the original pipeli
 def lake_years(spec: str | None = None) -> list[int]:
     """The years of the schedule (what `airflow backfill create` walks, and `make backfill`
     without FROM/TO): `LAKEHOUSE_YEARS` such as `2009-2018` or `2015,2017`."""
+    from lakehouse.years import parse_years
+
     spec = spec if spec is not None else os.environ.get("LAKEHOUSE_YEARS", DEFAULT_YEARS)
-    years: set[int] = set()
-    for part in filter(None, (p.strip() for p in spec.split(","))):
-        first, _, last = part.partition("-")
-        try:
-            lo, hi = int(first), int(last or first)
-        except ValueError:
-            raise ValueError(f"LAKEHOUSE_YEARS={spec!r}: use years and ranges such as "
-                             "`2009-2018` or `2015,2017`") from None
-        years.update(range(lo, hi + 1))
-    if not years:
-        raise ValueError(f"LAKEHOUSE_YEARS={spec!r} names no year")
-    return sorted(years)
+    return parse_years(spec, "LAKEHOUSE_YEARS")
 
 
 def yearly_schedule():

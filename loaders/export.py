@@ -27,6 +27,7 @@ from psycopg import sql
 from lakehouse.errors import UserError
 from lakehouse.lake import Lake, gold_key, silver_key
 from lakehouse.warehouse import connect
+from lakehouse.years import check_year
 
 CSV_BLOCK_BYTES = 8 << 20  # Arrow parses ~50 k flight rows per block
 PIPE_CHUNK = 1 << 16
@@ -58,11 +59,6 @@ class Table:
 
 SILVER = Table("silver", "flights", ())  # file order = table order: sorting 7 M rows buys nothing
 GOLD = Table("gold", "agg_dep_delay_by_date", ("origin", "fl_date"))
-
-
-def _check_year(year: int) -> None:
-    if not 1900 <= year <= 2100:
-        raise UserError(f"--year must be between 1900 and 2100 (got {year})")
 
 
 def _arrow_schema(conn: psycopg.Connection, table: Table) -> pa.Schema:
@@ -156,7 +152,7 @@ def export_year(year: int, lake: Lake | None = None) -> dict:
     Returns year, silver {uri, rows, bytes, columns}, gold {...}, seconds. Raises UserError
     when the year has not been built.
     """
-    _check_year(year)
+    check_year(year)
     lake = lake or Lake.from_env()
     started = time.perf_counter()
     with connect(part="transform") as conn:

@@ -38,6 +38,7 @@ import pyarrow.csv as pcsv
 
 from lakehouse.errors import UserError
 from lakehouse.lake import Lake, bronze_key, bts_bronze_key, labels_key, lake_write_errors
+from lakehouse.years import check_year, parse_months
 from loaders import bts_format, generate_bts
 from loaders.airports import Universe, universe
 from loaders.provenance import GENERATED, HashingWriter, require_generator_may_write, write_record
@@ -481,8 +482,7 @@ def _format(f: dict[str, np.ndarray], cal: _Year, uni_codes: pa.Array, carriers:
 
 
 def _validate(year: int, rows: int, seed: int, airports: int | None) -> None:
-    if not 1900 <= year <= 2100:
-        raise UserError(f"--year must be between 1900 and 2100 (got {year})")
+    check_year(year)
     if rows < 1:
         raise UserError(f"--rows must be at least 1 (got {rows})")
     if seed < 0:
@@ -694,23 +694,8 @@ def _generate_bts(year: int, rows: int, seed: int, lake: Lake, uni: Universe, ca
     }
 
 
-def parse_months(text: str) -> set[int]:
-    """`1-3`, `7`, `1,4-6` -> a set of months."""
-    months: set[int] = set()
-    for part in text.split(","):
-        bounds = part.strip().split("-")
-        try:
-            lo, hi = int(bounds[0]), int(bounds[-1])
-        except ValueError:
-            lo, hi = 0, -1
-        if len(bounds) > 2 or not 1 <= lo <= hi <= 12:
-            raise UserError(f"--months {text!r}: expected months like 1-12, 7 or 1,4-6")
-        months.update(range(lo, hi + 1))
-    return months
-
-
 def cli_generate(args) -> int:
-    months = parse_months(args.months) if args.months else None
+    months = set(parse_months(args.months)) if args.months else None
     result = generate_year(args.year, rows=args.rows, seed=args.seed,
                            disruptions=not args.no_disruptions, progress=True,
                            airports=args.airports, fmt=args.format, months=months)

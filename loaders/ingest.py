@@ -34,6 +34,7 @@ from typing import BinaryIO
 
 from lakehouse.errors import UserError
 from lakehouse.lake import Lake, labels_key, lake_write_errors, period_bronze_key
+from lakehouse.years import parse_years
 from loaders import bts_format
 from loaders.bronze_format import HEADER, UTF8_BOM, BronzeFormatError, check_header
 from loaders.bronze_lines import MAX_LINE_BYTES
@@ -247,18 +248,6 @@ def find_members(path: Path, stack: contextlib.ExitStack) -> list[Member]:
     return [by_period[k] for k in sorted(by_period)]
 
 
-def parse_years(text: str) -> set[int]:
-    """`2009-2018`, `2012`, `2009,2011-2012` -> a set of years."""
-    years: set[int] = set()
-    for part in text.split(","):
-        m = re.fullmatch(r"\s*(\d{4})\s*(?:-\s*(\d{4})\s*)?", part)
-        if not m or (m.group(2) and int(m.group(2)) < int(m.group(1))):
-            raise UserError(f"--years {text!r}: expected years like 2009-2018, 2012 or "
-                            "2009,2011-2012")
-        years.update(range(int(m.group(1)), int(m.group(2) or m.group(1)) + 1))
-    return years
-
-
 # --- checks -----------------------------------------------------------------------------------
 
 def check_member(member: Member) -> SourceFormat:
@@ -412,7 +401,7 @@ def ingest(path: str | Path, years: set[int] | None = None, replace: bool = Fals
 
 
 def cli_ingest(args) -> int:
-    years = parse_years(args.years) if args.years else None
+    years = set(parse_years(args.years)) if args.years else None
     summary = ingest(args.path, years=years, replace=args.replace, progress=not args.json)
     if args.json:
         print(json.dumps(summary))

@@ -37,6 +37,7 @@ import psycopg
 from lakehouse import warehouse
 from lakehouse.errors import UserError
 from lakehouse.lake import Lake, LakeObjectMissing, bronze_key, bts_bronze_key
+from lakehouse.years import check_month, check_year
 from loaders import bts_format, bts_lines
 from loaders import staging_tables as st
 from loaders.bronze_lines import read_batches
@@ -75,14 +76,9 @@ class LoadResult:
         return {**asdict(self), "rows_per_second": self.rows_per_second}
 
 
-def _check_year(year: int) -> None:
-    if not 1000 <= int(year) <= 9999:
-        raise UserError(f"year {year} is not a four-digit year; pass e.g. --year 2018")
-
-
 def require_bronze(year: int, lake: Lake | None = None) -> str:
     """The URI of the year's bronze object; raises LakeObjectMissing when it is not there."""
-    _check_year(year)
+    check_year(year)
     lake = lake or Lake.from_env()
     key = bronze_key(year)
     lake.size(key)
@@ -97,7 +93,7 @@ def load_year(year: int, lake: Lake | None = None, progress: bool = False) -> Lo
     says `failed` (unless the process was killed: then it stays `running`, and the next load
     of the year marks it abandoned).
     """
-    _check_year(year)
+    check_year(year)
     lake = lake or Lake.from_env()
     key = bronze_key(year)
     size = lake.size(key)
@@ -345,9 +341,8 @@ def _first_line(exc: BaseException) -> str:
 
 def require_bts_month(year: int, month: int, lake: Lake | None = None) -> str:
     """The URI of the BTS month's bronze object; a UserError saying where to get it if absent."""
-    _check_year(year)
-    if not 1 <= int(month) <= 12:
-        raise UserError(f"month {month} is not a month; pass e.g. --month 1 for January")
+    check_year(year)
+    check_month(month)
     lake = lake or Lake.from_env()
     key = bts_bronze_key(year, month)
     try:

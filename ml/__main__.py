@@ -8,18 +8,14 @@ import sys
 
 from lakehouse.cli import run_cli
 from lakehouse.errors import UserError
+from lakehouse.years import check_year, parse_years
 
 
-def parse_years(spec: str) -> list[int]:
-    """`2009-2018` or `2015` -> the years, oldest first."""
-    first, _, last = spec.partition("-")
+def years_arg(spec: str) -> list[int]:
     try:
-        lo, hi = int(first), int(last or first)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{spec!r}: use a year or a range such as 2009-2018") from None
-    if lo > hi:
-        raise argparse.ArgumentTypeError(f"{spec!r}: the first year comes first (2009-2018)")
-    return list(range(lo, hi + 1))
+        return parse_years(spec)
+    except UserError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,7 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     score = sub.add_parser("score", help="score a year of gold.agg_dep_delay_by_date into ml.*")
     which = score.add_mutually_exclusive_group(required=True)
     which.add_argument("--year", type=int)
-    which.add_argument("--years", type=parse_years, metavar="FIRST-LAST",
+    which.add_argument("--years", type=years_arg, metavar="FIRST-LAST",
                        help="re-score a range oldest first (e.g. 2009-2018), so every year is "
                        "scored with the earlier years of gold as history")
     score.add_argument("--month", type=int, choices=range(1, 13), metavar="M",
@@ -78,6 +74,8 @@ def main(argv: list[str] | None = None) -> int:
 
         if args.month is not None and args.year is None:
             raise UserError("--month goes with --year (one month of one year)")
+        if args.year is not None:
+            check_year(args.year)
         # Oldest first: a year's history is the earlier years of gold (docs/ml.md).
         for year in args.years or [args.year]:
             try:

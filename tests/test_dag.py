@@ -19,6 +19,7 @@ import pytest
 
 from lakehouse import airflow_local
 from lakehouse.airflow_support import cleanup_run, lake_years, resolve_year, scratch_dir
+from lakehouse.errors import UserError
 from lakehouse.lake import Lake, bronze_key, gold_key, silver_key
 
 YEAR = 2016
@@ -151,7 +152,7 @@ def test_year_resolution():
     assert resolve_year({"year": 2012}, None, dt.datetime(2026, 5, 1, tzinfo=utc)) == 2012
     assert resolve_year({}, None, dt.datetime(2026, 5, 1, tzinfo=utc)) == 2025
     assert lake_years("2009-2011,2015") == [2009, 2010, 2011, 2015]
-    with pytest.raises(ValueError, match="LAKEHOUSE_YEARS"):
+    with pytest.raises(UserError, match="LAKEHOUSE_YEARS"):
         lake_years("2009-x")
 
 

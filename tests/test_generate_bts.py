@@ -14,7 +14,7 @@ from lakehouse.errors import UserError
 from lakehouse.lake import Lake, bronze_key, bts_bronze_key, provenance_key
 from loaders import bts_format
 from loaders.bronze_format import HEADER
-from loaders.generate import generate_year, parse_months
+from loaders.generate import generate_year
 
 QUOTED_FIELD = re.compile(r'"[^"]*"')
 
@@ -105,15 +105,3 @@ def test_refuses_to_overwrite_a_month_it_did_not_write(lake):
     with pytest.raises(UserError, match=r"bts/2019/04.csv was not written by the generator"):
         generate_year(2019, rows=1_000, lake=target, fmt="bts", months={3, 4})
     assert not (lake / bts_bronze_key(2019, 3)).exists()
-
-
-@pytest.mark.parametrize(("text", "expected"), [("1-3", {1, 2, 3}), ("7", {7}),
-                                                ("1,4-5", {1, 4, 5})])
-def test_parse_months(text, expected):
-    assert parse_months(text) == expected
-
-
-@pytest.mark.parametrize("text", ["0", "13", "3-1", "a", "1-2-3"])
-def test_parse_months_rejects(text):
-    with pytest.raises(UserError, match="expected months like"):
-        parse_months(text)

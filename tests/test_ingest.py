@@ -19,9 +19,10 @@ import pytest
 from lakehouse import lake as lake_module
 from lakehouse.errors import UserError
 from lakehouse.lake import Lake, bronze_key, labels_key, provenance_key
+from lakehouse.years import parse_years
 from loaders.bronze_format import BronzeFormatError, check_header
 from loaders.generate import generate_year
-from loaders.ingest import ingest, parse_years
+from loaders.ingest import ingest
 
 REPO = Path(__file__).resolve().parents[1]
 
