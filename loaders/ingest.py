@@ -27,7 +27,7 @@ import sys
 import time
 import zipfile
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -362,7 +362,7 @@ def _ingest_one(lake: Lake, plan: _Plan, replace: bool, bar) -> dict:
             "seconds": round(time.perf_counter() - started, 2)}
 
 
-def ingest(path: str | Path, years: set[int] | None = None, replace: bool = False,
+def ingest(path: str | Path, years: Iterable[int] | None = None, replace: bool = False,
            lake: Lake | None = None, progress: bool = False) -> dict:
     """Copy the yearly files at `path` into the lake's bronze zone; returns the summary."""
     started = time.perf_counter()
@@ -371,6 +371,7 @@ def ingest(path: str | Path, years: set[int] | None = None, replace: bool = Fals
     with contextlib.ExitStack() as stack:
         members = find_members(path, stack)
         if years is not None:
+            years = set(years)
             missing = sorted(years - {m.year for m in members})
             if missing:
                 raise UserError(f"{path} holds no file for {', '.join(map(str, missing))} (it "
@@ -401,7 +402,7 @@ def ingest(path: str | Path, years: set[int] | None = None, replace: bool = Fals
 
 
 def cli_ingest(args) -> int:
-    years = set(parse_years(args.years)) if args.years else None
+    years = parse_years(args.years) if args.years else None
     summary = ingest(args.path, years=years, replace=args.replace, progress=not args.json)
     if args.json:
         print(json.dumps(summary))
