@@ -36,20 +36,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     ev = sub.add_parser(
         "evaluate",
-        help="every detector and ensemble rule on generated years (through load + dbt + "
-        "scoring) and on real flights (2001, `make real-data`), side by side",
+        help="every detector and ensemble rule on generated years the pipeline built and "
+        "scored and on real flights (2001, `make real-data`), side by side",
     )
-    ev.add_argument("--rows", type=int, default=7_200_000,
-                    help="rows per generated year (default: a real year; smaller years have "
-                    "smaller airports and weaker evidence, see docs/ml.md)")
-    ev.add_argument("--first-year", type=int, default=2016)
-    ev.add_argument("--train-years", type=int, default=1, help="history years before the scored ones")
-    ev.add_argument("--labelled-years", type=int, default=1)
-    ev.add_argument("--clean-years", type=int, default=1)
-    ev.add_argument("--seed", type=int, default=11, help="generator seed")
-    ev.add_argument("--reuse", action="store_true",
-                    help="reuse gold years already built in this database (skip generate/load/dbt)")
-    ev.add_argument("--no-generated", action="store_true", help="the real set only")
+    ev.add_argument("--labelled", type=years_arg, metavar="YEARS",
+                    help="generated years with labelled disruptions, already built and scored "
+                    "(make ml-evaluate builds 2016-2018 through the DAG), e.g. 2017")
+    ev.add_argument("--clean", type=years_arg, metavar="YEARS",
+                    help="generated years without disruptions (--no-disruptions), already "
+                    "built and scored: the false-alarm rate, e.g. 2018")
     ev.add_argument("--no-real", action="store_true", help="the generated years only")
     ev.add_argument("--real-path", help="flights-3m.parquet (default .local/real/, `make real-data`)")
     ev.add_argument("--tune", action="store_true",

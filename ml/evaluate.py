@@ -1,10 +1,9 @@
 """`python -m ml evaluate`: every detector and ensemble rule on generated years and on real flights.
 
 Three sets, side by side (docs/ml.md has the latest table):
-- **generated years** through the real path: `loaders.generate.generate_year` (labelled
-  disruptions, or a clean year) -> `loaders.load.load_year` -> `dbt build` of gold (a real dbt
-  subprocess with the shipped profile) -> `ml.score.score_year` (the real upsert); metrics from
-  the rows stored in ml.dep_delay_anomalies against `00_labels/{year}.json`. This proves the
+- **generated years** that the pipeline has already built and scored (`make ml-evaluate`
+  generates them with their labels and runs the DAG over them): the verdicts stored in
+  ml.dep_delay_anomalies against the generator's `00_labels/{year}.json`. This proves the
   plumbing and what the detectors make of our own generator, not how they do on flights.
 - **real flights**, January-June 2001 (`ml.real_flights`: 3 M real flights, labels by a rule
   fixed before tuning plus named, cited disruptions), scored by `ml.scoring.score_frame` with
@@ -12,17 +11,16 @@ Three sets, side by side (docs/ml.md has the latest table):
   figures that count are April-June's.
 - **the original pipeline's rules** on the same gold rows of both sets.
 `--tune` searches the delay detectors' parameters on a criterion that includes the real set.
+
+The evaluation reads gold, ml.* and the labels and writes nothing: building and scoring the
+years is the pipeline's job.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
-import os
-import shutil
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -39,45 +37,11 @@ TUNING_GRID = {"delay_z": [5.5, 6.0], "delay_large_excess": [25.0, 30.0, 1e9],
                "delay_min_flights": [20, 50]}
 
 
-def dbt_build(year: int | None, selector: list[str], workdir: Path) -> None:
-    """`dbt build` with the shipped profile (PG* variables), private target/log folders."""
-    from lakehouse.warehouse import apply_env
-
-    apply_env()
-    profiles = os.environ.get("DBT_PROFILES_DIR")
-    if not profiles or not (Path(profiles) / "profiles.yml").exists():
-        profiles = str(workdir / "profiles")
-        Path(profiles).mkdir(parents=True, exist_ok=True)
-        shutil.copy(REPO / "profiles.yml.example", Path(profiles) / "profiles.yml")
-    dbt = str(Path(sys.executable).parent / "dbt")
-    cmd = [dbt, "build", "--project-dir", str(DBT_PROJECT), "--profiles-dir", profiles,
-           "--target-path", str(workdir / "target"), "--log-path", str(workdir / "logs"),
-           *selector]
-    if year is not None:
-        cmd += ["--vars", json.dumps({"year": year})]
-    proc = subprocess.run(cmd, check=False, capture_output=True, text=True,
-                          env={**os.environ, "DO_NOT_TRACK": "1"})
-    if proc.returncode != 0:
-        tail = "\n".join(proc.stdout.strip().splitlines()[-15:])
-        raise UserError(f"dbt build {' '.join(selector)} for {year} failed:\n{tail}")
-
-
 def read_labels(year: int) -> dict:
     from lakehouse.lake import Lake, labels_key
 
     with Lake.from_env().open_read(labels_key(year)) as fh:
         return json.loads(fh.read())
-
-
-def build_year(year: int, rows: int, seed: int, disruptions: bool, workdir: Path) -> dict:
-    from loaders.generate import generate_year
-    from loaders.load import load_year
-
-    t0 = time.perf_counter()
-    generate_year(year, rows=rows, seed=seed, disruptions=disruptions)
-    load_year(year)
-    dbt_build(year, ["--exclude", "tag:ml"], workdir)
-    return {"year": year, "disruptions": disruptions, "seconds": round(time.perf_counter() - t0, 1)}
 
 
 def evaluate_real(params: Params | None = None, path=None, originals: bool = True,
@@ -112,44 +76,36 @@ def evaluate_real(params: Params | None = None, path=None, originals: bool = Tru
             "labelled": len(truth), "airport_days": len(scored)}
 
 
-def evaluate_generated(first_year: int = 2016, train_years: int = 1, labelled_years: int = 1,
-                       clean_years: int = 1, rows: int = 7_200_000, seed: int = 11,
-                       reuse: bool = False, params: Params | None = None, log=print) -> dict:
-    """Generated years through the real path; returns {"table", "years", "labelled", ...}."""
+def evaluate_generated(labelled: list[int], clean: list[int] = (),
+                       params: Params | None = None, log=print) -> dict:
+    """The stored verdicts of generated years already built and scored by the pipeline:
+    `labelled` years against their labels, `clean` years (generated without disruptions) for
+    the false-alarm rate. Returns {"table", "labelled", "clean", "runs"}."""
     from lakehouse.warehouse import connect
     from ml import store
     from ml.metrics import evaluate_flags, label_ids
-    from ml.score import score_year
 
     params = params or Params()
-    years = list(range(first_year, first_year + train_years + labelled_years + clean_years))
-    labelled = years[train_years:train_years + labelled_years]
-    clean = years[train_years + labelled_years:]
-    built = []
-    with tempfile.TemporaryDirectory(prefix="ml-evaluate-") as tmp:
-        workdir = Path(tmp)
-        if not reuse:
-            for year in years:
-                info = build_year(year, rows, seed, disruptions=year not in clean, workdir=workdir)
-                built.append(info)
-                log(f"built {year} ({'clean' if year in clean else 'labelled'}, {rows:,} rows): "
-                    f"{info['seconds']} s")
-        labelled_frames, clean_frames, runs = [], [], []
-        for year in labelled + clean:
-            summary = score_year(year, params)
-            runs.append(summary)
-            with connect(part="ml") as conn:
-                stored = score_like_stored(year, params, store.read_anomalies(conn, year))
-            if year in labelled:
-                labelled_frames.append((stored, label_ids(read_labels(year))))
-            else:
-                clean_frames.append(stored)
-            log(f"scored {year}: {summary['airport_days']} airport-days, "
-                f"{summary['anomalies']} anomalies, {summary['seconds']} s")
-        dbt_build(None, ["--select", "tag:ml"], workdir)
-    return {"table": evaluate_flags(labelled_frames, clean_frames), "years": years,
-            "labelled": labelled, "clean": clean, "rows": rows, "seed": seed, "runs": runs,
-            "built": built}
+    labelled_frames, clean_frames, runs = [], [], []
+    for year in [*labelled, *clean]:
+        with connect(part="ml") as conn:
+            scored_yet = conn.execute("select to_regclass(%s) is not null",
+                                      [".".join(store.ANOMALY_TABLE)]).fetchone()[0]
+            stored = store.read_anomalies(conn, year) if scored_yet else pd.DataFrame()
+        if stored.empty:
+            raise UserError(f"ml.dep_delay_anomalies has no rows for {year}: build and score it "
+                            f"first (make ml-evaluate does; or `make backfill FROM={year} "
+                            f"TO={year}` after `python -m loaders generate --year {year}`)")
+        scored = score_like_stored(year, params, stored)
+        if year in labelled:
+            labelled_frames.append((scored, label_ids(read_labels(year))))
+        else:
+            clean_frames.append(scored)
+        runs.append({"year": year, "airport_days": len(stored),
+                     "anomalies": int(stored["is_anomaly"].sum())})
+        log(f"{year}: {len(stored)} airport-days, {runs[-1]['anomalies']} anomalies stored")
+    return {"table": evaluate_flags(labelled_frames, clean_frames), "labelled": list(labelled),
+            "clean": list(clean), "runs": runs}
 
 
 def score_like_stored(year: int, params: Params, stored: pd.DataFrame) -> pd.DataFrame:
@@ -165,18 +121,19 @@ def score_like_stored(year: int, params: Params, stored: pd.DataFrame) -> pd.Dat
     scored, _ = score_frame(gold, year, params, originals=True)
     check = stored[["id", "is_anomaly"]].merge(scored[["id", "is_anomaly"]], on="id")
     if len(check) != len(stored) or not (check["is_anomaly_x"] == check["is_anomaly_y"]).all():
-        raise RuntimeError(f"the stored verdicts of {year} differ from a re-score of its gold")
+        raise UserError(f"the stored verdicts of {year} differ from a re-score of its gold with "
+                        f"these parameters: score it again (`python -m ml score --year {year}`)")
     return scored
 
 
-def evaluate(real: bool = True, generated: bool = True, real_path=None, params=None,
-             log=print, **generated_kw) -> dict:
+def evaluate(labelled: list[int] = (), clean: list[int] = (), real: bool = True, real_path=None,
+             params=None, log=print) -> dict:
     """Both sets; returns {"table": one row per detector/rule, "real": ..., "generated": ...}."""
     params = params or Params()
     result: dict = {"configured_rule": params.ensemble_rule, "params": params.as_dict()}
     frames = []
-    if generated:
-        gen = evaluate_generated(params=params, log=log, **generated_kw)
+    if labelled or clean:
+        gen = evaluate_generated(labelled, clean, params=params, log=log)
         result["generated"] = {k: v for k, v in gen.items() if k != "table"}
         frames.append(gen["table"][["detector", "precision", "recall", "f1", "clean_flag_rate"]]
                       .add_prefix("gen_").rename(columns={"gen_detector": "detector"}))
@@ -190,7 +147,8 @@ def evaluate(real: bool = True, generated: bool = True, real_path=None, params=N
                                         "fn", "flag_rate", "events"]]
         frames.append(hold.add_prefix("real_").rename(columns={"real_detector": "detector"}))
     if not frames:
-        raise UserError("nothing to evaluate: leave out --no-real or --no-generated")
+        raise UserError("nothing to evaluate: name generated years with --labelled/--clean "
+                        "or leave out --no-real")
     table = frames[0]
     for frame in frames[1:]:
         table = table.merge(frame, on="detector", how="outer")
@@ -314,16 +272,13 @@ def cli_evaluate(args) -> int:
         if len(chosen):
             print("chosen:", json.dumps(chosen.iloc[0].drop(["chosen"]).to_dict(), default=str))
         return 0
-    result = evaluate(real=not args.no_real, generated=not args.no_generated,
-                      real_path=args.real_path, log=log, first_year=args.first_year,
-                      train_years=args.train_years, labelled_years=args.labelled_years,
-                      clean_years=args.clean_years, rows=args.rows, seed=args.seed,
-                      reuse=args.reuse)
+    result = evaluate(labelled=args.labelled or [], clean=args.clean or [],
+                      real=not args.no_real, real_path=args.real_path, log=log)
     parts = []
     if "generated" in result:
         g = result["generated"]
-        parts.append(f"generated: years {g['years'][0]}-{g['years'][-1]}, labelled "
-                     f"{g['labelled']}, clean {g['clean']}, {g['rows']:,} rows/year, seed {g['seed']}")
+        parts.append(f"generated: labelled {g['labelled']}, clean {g['clean']} (as built and "
+                     "scored by the pipeline)")
     if "real" in result:
         r = result["real"]
         parts.append(f"real: 2001-01..06, {r['airport_days']:,} airport-days scored, "

@@ -71,7 +71,7 @@ def test_the_ensemble_finds_most_labelled_days_of_the_real_slice(gold, scored):
 
 def test_python_m_ml_evaluate_on_the_real_set_prints_every_detector(tmp_path):
     proc = subprocess.run(
-        [sys.executable, "-m", "ml", "evaluate", "--no-generated", "--real-path", str(SLICE),
+        [sys.executable, "-m", "ml", "evaluate", "--real-path", str(SLICE),
          "--json"], capture_output=True, text=True, check=False,
     )
     assert proc.returncode == 0, proc.stderr
