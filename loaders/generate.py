@@ -39,16 +39,11 @@ import pyarrow.csv as pcsv
 from lakehouse.errors import UserError
 from lakehouse.lake import Lake, bronze_key, bts_bronze_key, labels_key, lake_write_errors
 from lakehouse.years import check_year, parse_months
-from loaders import bts_format, generate_bts
+from loaders import bronze_format, bts_format, generate_bts
 from loaders.airports import Universe, universe
 from loaders.provenance import GENERATED, HashingWriter, require_generator_may_write, write_record
 
-HEADER = (
-    "FL_DATE,OP_CARRIER,OP_CARRIER_FL_NUM,ORIGIN,DEST,CRS_DEP_TIME,DEP_TIME,DEP_DELAY,TAXI_OUT,"
-    "WHEELS_OFF,WHEELS_ON,TAXI_IN,CRS_ARR_TIME,ARR_TIME,ARR_DELAY,CANCELLED,CANCELLATION_CODE,"
-    "DIVERTED,CRS_ELAPSED_TIME,ACTUAL_ELAPSED_TIME,AIR_TIME,DISTANCE,CARRIER_DELAY,WEATHER_DELAY,"
-    "NAS_DELAY,SECURITY_DELAY,LATE_AIRCRAFT_DELAY,Unnamed: 27"
-)
+HEADER = ",".join(bronze_format.HEADER)
 
 BATCH_ROWS = 100_000  # flights per generated batch: bounds memory, ~20 MB of CSV
 KINDS = ("delay_spike", "regional_storm", "cancellation_wave")
