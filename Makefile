@@ -22,7 +22,7 @@ export DO_NOT_TRACK := 1
 # Use the caller's warehouse when PGHOST is set, else start (idempotently) the local cluster
 # and export its PG* variables for the rest of the recipe line; the recipe stops there when
 # the cluster cannot start (its one-line error is the one to read).
-WITH_DB = if [ -z "$$PGHOST" ]; then { $(PY) -m lakehouse.localdb start && eval "$$($(PY) -m lakehouse.localdb env)"; } || exit 2; fi;
+WITH_DB = if [ -z "$$PGHOST" ]; then { $(PY) -m devtools.localdb start && eval "$$($(PY) -m devtools.localdb env)"; } || exit 2; fi;
 
 .PHONY: help venv db-start db-stop db-env demo test lint bench-load clean
 .PHONY: dbt-profile dbt-parse dbt-build docs docs-stop bench-dbt
@@ -56,7 +56,8 @@ help:
 	@echo "make backfill FROM=2019-01 TO=2019-03   the DAG for each BTS month (01_bronze/bts/Y/MM.csv), oldest first"
 	@echo "make bench-decade  ten full-size generated years backfilled and measured (needs ~41 GB of disk)"
 	@echo "make score       score YEAR=$(YEAR) of gold into ml.dep_delay_anomalies (python -m ml score)"
-	@echo "make ml-evaluate precision/recall/F1 of every detector on generated years and real 2001 flights (python -m ml evaluate)"
+	@echo "make ml-evaluate generate 2016-2018, run the DAG over them, then precision/recall/F1 of every detector"
+	@echo "                 on them and on real 2001 flights (python -m ml evaluate; EVAL_ROWS=$(EVAL_ROWS))"
 	@echo "make real-data   fetch the real 2001 flights (npm vega-datasets, checksum pinned) into .local/real/"
 	@echo "make bench-ml    scoring speed vs the original rules (BENCH_ROWS=7200000 by default)"
 
@@ -74,14 +75,14 @@ $(VENV)/.synced: pyproject.toml uv.lock
 
 db-start: venv
 	@if [ -n "$$PGHOST" ]; then echo "PGHOST=$$PGHOST is set: using that server, starting nothing"; \
-	else $(PY) -m lakehouse.localdb start && eval "$$($(PY) -m lakehouse.localdb env)" && \
+	else $(PY) -m devtools.localdb start && eval "$$($(PY) -m devtools.localdb env)" && \
 	$(PY) -m lakehouse.roles apply --superset-login; fi
 
 db-stop: venv
-	@$(PY) -m lakehouse.localdb stop
+	@$(PY) -m devtools.localdb stop
 
 db-env: venv
-	@$(PY) -m lakehouse.localdb env
+	@$(PY) -m devtools.localdb env
 
 # The whole etl_ml_pipeline DAG once, in-process (`airflow dags test`), on a generated year.
 # Real (ingested) years are never overwritten: when YEAR holds real data, `demo-year` says so
@@ -122,7 +123,7 @@ dbt-profile: $(if $(filter $(CURDIR)/.local/dbt,$(DBT_PROFILES_DIR)),$(CURDIR)/.
 # unless PG* are set; it need not be running), or every switch re-parses the whole project
 # with "Unable to do partial parsing because profile has changed".
 dbt-parse: venv dbt-profile
-	@if [ -z "$$PGHOST" ]; then eval "$$($(PY) -m lakehouse.localdb env)"; fi; \
+	@if [ -z "$$PGHOST" ]; then eval "$$($(PY) -m devtools.localdb env)"; fi; \
 	$(DBT) parse --project-dir dbt_project
 
 dbt-build: venv dbt-profile
@@ -135,14 +136,13 @@ DOCS_PID ?= $(CURDIR)/.local/dbt-docs.pid
 DOCS_LOG ?= $(CURDIR)/.local/dbt-docs.log
 docs: venv dbt-profile docs-stop
 	@$(WITH_DB) set -e; $(DBT) docs generate --project-dir dbt_project --select 'fqn:*' 'source:*'; \
-	mkdir -p $(dir $(DOCS_PID)) $(dir $(DOCS_LOG)); \
-	setsid $(DBT) docs serve --project-dir dbt_project --host 127.0.0.1 --port $(DOCS_PORT) --no-browser \
-	  > $(DOCS_LOG) 2>&1 < /dev/null & echo $$! > $(DOCS_PID); \
+	$(PY) -m devtools.background start --name "dbt docs" --pid $(DOCS_PID) --log $(DOCS_LOG) \
+	  --ready-url http://127.0.0.1:$(DOCS_PORT)/index.html -- \
+	  $(DBT) docs serve --project-dir dbt_project --host 127.0.0.1 --port $(DOCS_PORT) --no-browser; \
 	echo "dbt docs: http://127.0.0.1:$(DOCS_PORT)  (log $(DOCS_LOG); stop with make docs-stop)"
 
-docs-stop:
-	@if [ -f $(DOCS_PID) ]; then kill -TERM -- -$$(cat $(DOCS_PID)) 2>/dev/null && echo "dbt docs server stopped" || true; \
-	rm -f $(DOCS_PID); fi
+docs-stop: venv
+	@$(PY) -m devtools.background stop --name "dbt docs server" --pid $(DOCS_PID)
 
 bench-dbt: venv dbt-profile
 	@$(WITH_DB) $(PY) bench/bench_dbt.py --rows $${BENCH_ROWS:-7200000}
@@ -235,8 +235,17 @@ $(REAL_DATA):
 	tar xzf vega-datasets-3.2.1.tgz --strip-components=2 package/data/flights-3m.parquet && \
 	rm vega-datasets-3.2.1.tgz && echo "$(REAL_DATA): 3 M real flights, 2001-01..06"
 
-ml-evaluate: venv dbt-profile real-data
-	@$(WITH_DB) $(PY) -m ml evaluate --markdown docs/ml_evaluation.md
+# The generated years the evaluation judges, built and scored by the pipeline itself (the DAG,
+# as `make backfill` runs it): 2016 is history, 2017 has labelled disruptions, 2018 is clean.
+# EVAL_ROWS (default a real year's 7.2 M) shrinks them; the seed is the documented one.
+EVAL_ROWS ?= 7200000
+ml-evaluate: venv dbt-parse real-data
+	@$(WITH_DB) set -e; \
+	$(PY) -m loaders generate --year 2016 --rows $(EVAL_ROWS) --seed 11; \
+	$(PY) -m loaders generate --year 2017 --rows $(EVAL_ROWS) --seed 11; \
+	$(PY) -m loaders generate --year 2018 --rows $(EVAL_ROWS) --seed 11 --no-disruptions; \
+	$(PY) -m lakehouse.airflow_local backfill --from 2016 --to 2018 --force; \
+	$(PY) -m ml evaluate --labelled 2017 --clean 2018 --markdown docs/ml_evaluation.md
 
 ml-tune: venv real-data
 	@$(WITH_DB) $(PY) -m ml evaluate --tune

@@ -25,20 +25,10 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from devtools.superset_api import api_session
 from lakehouse.warehouse import connect
 
 SUPERSET_HOME = Path(os.environ.get("SUPERSET_HOME", ".local/superset"))
-
-
-def _session(url: str, password: str) -> requests.Session:
-    s = requests.Session()
-    token = s.post(f"{url}/api/v1/security/login", json={
-        "username": "admin", "password": password, "provider": "db", "refresh": False,
-    }, timeout=30).json()["access_token"]
-    s.headers["Authorization"] = f"Bearer {token}"
-    s.headers["X-CSRFToken"] = s.get(f"{url}/api/v1/security/csrf_token/", timeout=30).json()["result"]
-    s.headers["Referer"] = url
-    return s
 
 
 def _query_context(s: requests.Session, url: str, chart_id: int, filters: list[dict]) -> dict:
@@ -69,7 +59,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
     password = args.password or (SUPERSET_HOME / "admin_password").read_text().strip()
-    s = _session(args.url, password)
+    s = api_session(args.url, password)
     with connect("reader", autocommit=True) as conn:
         airport = args.airport or conn.execute(
             "select origin from gold.daily_delay_anomalies group by origin "

@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/bench_postgres.py [--rows 1500000] [--repeat 3]
 
-For each kind of binaries (`lakehouse.localdb`: the system's and the embedded wheel's) a
+For each kind of binaries (`devtools.localdb`: the system's and the embedded wheel's) a
 throw-away cluster is created the way `make db-start` does (same settings, same OS user) and
 timed: initdb + first start, then a stop and a restart. On each, a generated year is copied
 with `COPY ... FROM STDIN (format csv)` into a plain 28-text-column table created in the same
@@ -29,7 +29,7 @@ from psycopg import sql
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from lakehouse import localdb
+from devtools import localdb
 from loaders.bronze_format import STAGING_COLUMNS
 
 YEAR = 2098

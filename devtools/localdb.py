@@ -1,6 +1,6 @@
 """A local PostgreSQL cluster for users (and test runs) that have no warehouse of their own.
 
-`python -m lakehouse.localdb start|stop|status|env [--dir DIR] [--port PORT]`
+`python -m devtools.localdb start|stop|status|env [--dir DIR] [--port PORT]`
 
 The cluster lives in a git-ignored folder (default `.local/pg`), listens on 127.0.0.1 on a
 free port chosen once and remembered in the folder, and trusts local connections (it is a
@@ -35,9 +35,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-DEFAULT_DIR = Path(os.environ.get("LAKEHOUSE_PG_DIR", ".local/pg"))
-DEFAULT_USER = "lakehouse"
-DEFAULT_DB = "lakehouse"
+from lakehouse.errors import UserError
+from lakehouse.warehouse import LOCAL_CLUSTER_DIR, LOCAL_CLUSTER_ROLE
+
+DEFAULT_DIR = Path(os.environ.get("LAKEHOUSE_PG_DIR", str(LOCAL_CLUSTER_DIR)))
+DEFAULT_USER = DEFAULT_DB = LOCAL_CLUSTER_ROLE  # lakehouse.warehouse finds the cluster by them
 FIRST_PORT = 55432
 
 # Settings that make bulk loads fast on a throw-away developer cluster. wal_level=minimal lets
@@ -58,7 +60,7 @@ SERVER_SETTINGS = {
 }
 
 
-class LocalDbError(RuntimeError):
+class LocalDbError(UserError):
     """A problem the user can fix; the message says how."""
 
 
@@ -70,12 +72,8 @@ class Cluster:
     database: str = DEFAULT_DB
 
     def env(self) -> dict[str, str]:
-        return {
-            "PGHOST": "127.0.0.1",
-            "PGPORT": str(self.port),
-            "PGUSER": self.user,
-            "PGDATABASE": self.database,
-        }
+        return {"PGHOST": "127.0.0.1", "PGPORT": str(self.port), "PGUSER": self.user,
+                "PGDATABASE": self.database}
 
 
 SYSTEM, EMBEDDED = "system", "embedded"
@@ -405,7 +403,7 @@ def destroy(base: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m lakehouse.localdb", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m devtools.localdb", description=__doc__.split("\n\n")[0])
     parser.add_argument("command", choices=["start", "stop", "status", "env"])
     parser.add_argument("--dir", type=Path, default=DEFAULT_DIR, help="cluster folder (default %(default)s)")
     parser.add_argument("--port", type=int, help="port of a new cluster (default: the first free "

@@ -25,8 +25,8 @@ import sys
 import time
 from pathlib import Path
 
+from devtools.localdb import port_is_free
 from lakehouse.airflow_support import REPO, WAREHOUSE_CONN_ID
-from lakehouse.localdb import port_is_free
 
 DAG_ID = "etl_ml_pipeline"
 DEFAULT_HOME = Path(os.environ.get("LAKEHOUSE_AIRFLOW_HOME", REPO / ".local" / "airflow"))

@@ -7,7 +7,6 @@ from collections.abc import Callable
 
 from lakehouse.errors import UserError
 from lakehouse.lake import LakeObjectMissing
-from lakehouse.localdb import LocalDbError
 from lakehouse.warehouse import WarehouseConfigError
 
 
@@ -19,7 +18,7 @@ def run_cli(main: Callable[[list[str] | None], int], argv: list[str] | None = No
         print(f"error: {exc}; ingest your download (`python -m loaders ingest PATH`) or generate "
               "a sample year (`python -m loaders generate --year Y`), and check LAKE_URL",
               file=sys.stderr)
-    except (UserError, LocalDbError, WarehouseConfigError) as exc:
+    except (UserError, WarehouseConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)
     except KeyboardInterrupt:
         print("error: interrupted; nothing was published (re-run the command)", file=sys.stderr)

@@ -1,18 +1,23 @@
 """The one way every part reaches the warehouse: libpq's standard PG* variables.
 
-With PGHOST unset, the project's own local cluster (`make db-start`) is used when it runs, so
-`python -m loaders ...` works in a fresh shell after `make demo` without exporting anything.
+With PGHOST unset, the project's own local cluster (`make db-start`, `devtools.localdb`) is used
+when it runs, so `python -m loaders ...` works in a fresh shell after `make demo` without
+exporting anything. That cluster is found by the port file it leaves in its folder; this
+module does not import the harness that starts it.
 """
 
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 
 import psycopg
 import psycopg.sql
 
-from lakehouse import localdb
+# Where `make db-start` keeps the project's own cluster, and its login role and database.
+LOCAL_CLUSTER_DIR = Path(".local/pg")
+LOCAL_CLUSTER_ROLE = "lakehouse"
 
 
 class WarehouseConfigError(RuntimeError):
@@ -23,15 +28,32 @@ def libpq_env() -> dict[str, str]:
     """The PG* variables to use: the caller's when PGHOST is set, else the local cluster's."""
     if os.environ.get("PGHOST"):
         return {k: v for k, v in os.environ.items() if k.startswith("PG")}
-    base = Path(os.environ.get("LAKEHOUSE_PG_DIR", str(localdb.DEFAULT_DIR)))
-    if (base / "port").exists():
-        cluster = localdb._cluster(base)
-        if localdb.is_running(cluster):
-            return {**{k: v for k, v in os.environ.items() if k.startswith("PG")}, **cluster.env()}
+    base = Path(os.environ.get("LAKEHOUSE_PG_DIR", str(LOCAL_CLUSTER_DIR)))
+    local = local_cluster_env(base)
+    if local is not None and _accepts_connections(local["PGHOST"], int(local["PGPORT"])):
+        return {**{k: v for k, v in os.environ.items() if k.startswith("PG")}, **local}
     raise WarehouseConfigError(
         "no warehouse configured: export PGHOST, PGPORT, PGUSER, PGPASSWORD and PGDATABASE "
         "for your server, or run `make db-start` to start the project's local PostgreSQL"
     )
+
+
+def local_cluster_env(base: Path) -> dict[str, str] | None:
+    """The PG* variables of the local cluster in `base` (whether or not it runs), or None."""
+    try:
+        port = int((base / "port").read_text().strip())
+    except (OSError, ValueError):
+        return None
+    return {"PGHOST": "127.0.0.1", "PGPORT": str(port), "PGUSER": LOCAL_CLUSTER_ROLE,
+            "PGDATABASE": LOCAL_CLUSTER_ROLE}
+
+
+def _accepts_connections(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1.0):
+            return True
+    except OSError:
+        return False
 
 
 def apply_env() -> dict[str, str]:

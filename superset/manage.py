@@ -24,19 +24,19 @@ import argparse
 import io
 import os
 import secrets
-import signal
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.error
-import urllib.request
 import zipfile
 from pathlib import Path
 
 import yaml
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))  # devtools (standard library only) from this venv too
+
+from devtools.background import Background, BackgroundError, http_ok
+
 BUNDLE_SRC = HERE / "bundle"
 ADMIN = "admin"
 
@@ -261,38 +261,18 @@ def setup(force: bool = False, keep_user_changes: bool = True) -> dict[str, str]
     return env
 
 
-def _pid_file() -> Path:
-    return home() / "superset.pid"
-
-
-def _healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/health", timeout=2) as resp:
-            return resp.status == 200
-    except (urllib.error.URLError, OSError):
-        return False
+def _server() -> Background:
+    return Background("Superset", home() / "superset.pid", home() / "superset.log")
 
 
 def start(port: int, force: bool = False) -> str:
     url = f"http://127.0.0.1:{port}"
     env = setup(force)
-    if _pid_file().exists() and _healthy(url):
-        return url
-    with open(home() / "superset.log", "ab") as log:  # the child keeps its own descriptor
-        proc = subprocess.Popen(
-            _gunicorn_cmd("127.0.0.1", port), env=env, stdout=log, stderr=log,
-            start_new_session=True,
-        )
-    _pid_file().write_text(f"{proc.pid}\n")
-    deadline = time.time() + 180
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise SetupError(f"Superset exited with code {proc.returncode}; see {home() / 'superset.log'}")
-        if _healthy(url):
-            return url
-        time.sleep(1)
-    stop()
-    raise SetupError(f"Superset did not answer on {url} within 180 s; see {home() / 'superset.log'}")
+    try:
+        _server().start(_gunicorn_cmd("127.0.0.1", port), lambda: http_ok(f"{url}/health"), env)
+    except BackgroundError as exc:
+        raise SetupError(str(exc)) from None
+    return url
 
 
 def _gunicorn_cmd(host: str, port: int) -> list[str]:
@@ -308,23 +288,7 @@ def serve(host: str, port: int, force: bool = False) -> None:
 
 
 def stop() -> bool:
-    pid_file = _pid_file()
-    if not pid_file.exists():
-        return False
-    pid = int(pid_file.read_text().strip())
-    pid_file.unlink()
-    try:
-        os.killpg(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return False
-    for _ in range(100):
-        try:
-            os.killpg(pid, 0)
-        except ProcessLookupError:
-            return True
-        time.sleep(0.1)
-    os.killpg(pid, signal.SIGKILL)
-    return True
+    return _server().stop(timeout=10.0)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -28,7 +28,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # so `pytest` works as well as `python -m pytest`
 
-from lakehouse import localdb
+from devtools import localdb
 
 POSTGRES_PROGRAMS = re.compile(r"^(pg_.*|initdb|postgres|postmaster|psql)$")
 

@@ -409,7 +409,7 @@ def test_postgres_restart_mid_run_costs_a_retry_not_the_run(airflow_home, manife
 
     from conftest import throwaway_cluster
 
-    from lakehouse import localdb
+    from devtools import localdb
     from loaders.generate import generate_year
 
     lake_dir = tmp_path / "lake"

@@ -1,6 +1,6 @@
 """The embedded PostgreSQL (the wheel uv.lock installs) on a machine without server binaries:
 the system's PostgreSQL programs are hidden from PATH, the cluster is started the way
-`make db-start` does (`python -m lakehouse.localdb start`, LAKEHOUSE_PG=embedded so the
+`make db-start` does (`python -m devtools.localdb start`, LAKEHOUSE_PG=embedded so the
 /usr/lib/postgresql search is skipped too), then the loader and a real `dbt build` run on it.
 A broken embedded path fails here even on a machine that has the system binaries."""
 
@@ -35,7 +35,7 @@ def embedded_env():
     env.pop("PGHOST", None)
     for program in ("initdb", "pg_ctl", "postgres", "psql", "pg_config"):
         assert shutil.which(program, path=env["PATH"]) is None, program
-    cli = [sys.executable, "-m", "lakehouse.localdb"]
+    cli = [sys.executable, "-m", "devtools.localdb"]
     try:
         started = subprocess.run(
             [*cli, "start", "--dir", str(base / "pg"), "--port", str(free_port())],
@@ -61,12 +61,12 @@ def test_the_server_is_the_embedded_one(embedded_env):
                          user=embedded_env["PGUSER"], dbname=embedded_env["PGDATABASE"]) as conn:
         assert int(conn.execute("show server_version_num").fetchone()[0]) >= 150000
         assert conn.execute("show wal_level").fetchone()[0] == "minimal"
-    status = subprocess.run([sys.executable, "-m", "lakehouse.localdb", "status", "--dir",
+    status = subprocess.run([sys.executable, "-m", "devtools.localdb", "status", "--dir",
                              str(base)], env=embedded_env, cwd=REPO, capture_output=True,
                             text=True, check=True).stdout
     assert status.startswith("running") and "embedded" in status
     # The cluster keeps the kind that created it: asking for the other one is a clear error.
-    other = subprocess.run([sys.executable, "-m", "lakehouse.localdb", "start", "--dir",
+    other = subprocess.run([sys.executable, "-m", "devtools.localdb", "start", "--dir",
                             str(base)], env={**embedded_env, "LAKEHOUSE_PG": "system"}, cwd=REPO,
                            capture_output=True, text=True, check=False)
     assert other.returncode == 2

@@ -10,7 +10,7 @@ import psycopg
 import pytest
 from conftest import path_without_postgres
 
-from lakehouse import localdb
+from devtools import localdb
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -23,7 +23,7 @@ def test_start_is_idempotent_and_env_connects(tmp_path):
         second = localdb.start(base / "pg")
         assert first == second
         out = subprocess.run(
-            [sys.executable, "-m", "lakehouse.localdb", "env", "--dir", str(base / "pg")],
+            [sys.executable, "-m", "devtools.localdb", "env", "--dir", str(base / "pg")],
             capture_output=True, text=True, check=True, cwd=REPO,
         ).stdout
         env = dict(line.removeprefix("export ").split("=", 1) for line in out.splitlines())

@@ -27,7 +27,8 @@ import pytest
 import requests
 import yaml
 
-from lakehouse import localdb
+from devtools import localdb
+from devtools.superset_api import api_session
 
 REPO = Path(__file__).resolve().parents[1]
 SUPERSET_PY = REPO / ".venv-superset" / "bin" / "python"
@@ -108,17 +109,6 @@ def superset(warehouse, tmp_path_factory):
             os.killpg(pid, 0)
 
 
-def _api(url: str, password: str) -> requests.Session:
-    s = requests.Session()
-    token = s.post(f"{url}/api/v1/security/login", json={
-        "username": "admin", "password": password, "provider": "db", "refresh": False,
-    }, timeout=30).json()["access_token"]
-    s.headers["Authorization"] = f"Bearer {token}"
-    s.headers["X-CSRFToken"] = s.get(f"{url}/api/v1/security/csrf_token/", timeout=30).json()["result"]
-    s.headers["Referer"] = url
-    return s
-
-
 def test_pipeline_under_least_privilege_owned_its_tables(warehouse):
     with psycopg.connect(host=warehouse["PGHOST"], port=warehouse["PGPORT"],
                          user=warehouse["PGUSER"], dbname=warehouse["PGDATABASE"]) as c:
@@ -141,7 +131,7 @@ def test_pipeline_under_least_privilege_owned_its_tables(warehouse):
 
 def test_every_chart_of_the_bundle_returns_rows(superset):
     url, password, _ = superset
-    s = _api(url, password)
+    s = api_session(url, password)
     charts = s.get(f"{url}/api/v1/chart/", params={"q": "(page_size:100)"}, timeout=30).json()["result"]
     sources = {yaml.safe_load(p.read_text())["slice_name"] for p in (BUNDLE / "charts").glob("*.yaml")}
     assert {c["slice_name"] for c in charts} == sources
@@ -196,13 +186,13 @@ def test_every_detector_of_the_registry_is_on_the_dashboard():
     agreeing = re.search(r"\((d\.flag_\w+::int(?: \+ )?)+\) AS members_agreeing", ranked["sql"])
     assert agreeing, "members_agreeing expression not found"
     assert set(re.findall(r"d\.(flag_\w+)::int", agreeing.group(0))) == {FLAG_COLUMNS[m] for m in MEMBERS}
-    view = (REPO / "dbt_project/models/anomalies/daily_delay_anomalies.sql").read_text()
+    view = (REPO / "dbt_project/models/gold/anomalies/daily_delay_anomalies.sql").read_text()
     assert all(f"anomalies.{c}" in view for c in FLAG_COLUMNS.values())
 
 
 def test_airport_dashboard_filter_narrows_every_chart(superset, warehouse):
     url, password, _ = superset
-    s = _api(url, password)
+    s = api_session(url, password)
     dash = s.get(f"{url}/api/v1/dashboard/airport", timeout=30).json()["result"]
     filters = {f["name"]: f for f in json.loads(dash["json_metadata"])["native_filter_configuration"]}
     airport = filters["Airport"]
@@ -233,7 +223,7 @@ def test_airport_dashboard_filter_narrows_every_chart(superset, warehouse):
 
 def test_ranked_anomalies_put_days_with_enough_flights_first(superset):
     url, password, _ = superset
-    s = _api(url, password)
+    s = api_session(url, password)
     ranked = next(d for d in _bundle("datasets").values() if d["table_name"] == "anomalies_ranked")
     minimum = int(re.search(r"scheduled_flights >= (\d+) AS ranked", ranked["sql"]).group(1))
     assert f"fewer than {minimum} scheduled departures" in ranked["sql"]
@@ -303,7 +293,7 @@ def test_export_then_import_round_trips_and_restarts_keep_ui_edits(superset, war
         assert exported[key] == committed[key], key
 
     # an edit made in the UI survives a restart; --force puts the bundle back
-    s = _api(url, password)
+    s = api_session(url, password)
     chart_id = _chart_ids(s, url, "flight-delays")["Anomalous airport-days"]
     assert s.put(f"{url}/api/v1/chart/{chart_id}", json={"slice_name": "Edited in the UI"},
                  timeout=30).status_code == 200
@@ -313,7 +303,7 @@ def test_export_then_import_round_trips_and_restarts_keep_ui_edits(superset, war
     names = {c["slice_name"] for c in s.get(f"{url}/api/v1/chart/", params={"q": "(page_size:100)"},
                                             timeout=30).json()["result"]}
     assert "Edited in the UI" in names
-    _api(url, password)  # the admin password was not reset by the second start
+    api_session(url, password)  # the admin password was not reset by the second start
     _run([str(SUPERSET_PY), str(MANAGE), "setup", "--force"], env)
     names = {c["slice_name"] for c in s.get(f"{url}/api/v1/chart/", params={"q": "(page_size:100)"},
                                             timeout=30).json()["result"]}
@@ -322,7 +312,7 @@ def test_export_then_import_round_trips_and_restarts_keep_ui_edits(superset, war
 
 def test_superset_reads_the_warehouse_as_the_read_only_role(superset):
     url, password, _ = superset
-    s = _api(url, password)
+    s = api_session(url, password)
     db = s.get(f"{url}/api/v1/database/", timeout=30).json()["result"][0]
     conn = s.get(f"{url}/api/v1/database/{db['id']}/connection", timeout=30).json()["result"]
     assert conn["sqlalchemy_uri"].startswith("postgresql+psycopg2://lakehouse_superset@")
