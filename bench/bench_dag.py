@@ -30,17 +30,14 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
-
-import psycopg
-from psycopg import sql
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench_load import loadavg, psql_copy_cmd  # the loader bench's copy floor
+from scratch import scratch_database, scratch_dir
 
 from lakehouse import airflow_local, warehouse
 from lakehouse.lake import Lake, bronze_key
@@ -62,21 +59,9 @@ def main() -> None:
     args = parser.parse_args()
 
     env = {**os.environ, **warehouse.apply_env()}
-    bench_db = f"bench_dag_{os.getpid()}"
-    with psycopg.connect(autocommit=True) as admin:
-        admin.execute(sql.SQL("create database {}").format(sql.Identifier(bench_db)))
-    env["PGDATABASE"] = bench_db
-    tmp = args.keep or tempfile.mkdtemp(prefix="bench-dag-")
-    work = tempfile.mkdtemp(prefix="bench-dag-work-")
-    try:
-        _run(args, env, Path(tmp), Path(work))
-    finally:
-        with psycopg.connect(autocommit=True) as admin:
-            admin.execute(sql.SQL("drop database if exists {} with (force)").format(
-                sql.Identifier(bench_db)))
-        shutil.rmtree(work, ignore_errors=True)
-        if not args.keep:
-            shutil.rmtree(tmp, ignore_errors=True)
+    with (scratch_database("bench_dag") as bench_db, scratch_dir("bench-dag-", args.keep) as tmp,
+          scratch_dir("bench-dag-work-") as work):
+        _run(args, {**env, "PGDATABASE": bench_db}, tmp, work)
 
 
 def _timed(cmd: list[str], env: dict[str, str]) -> tuple[float, str]:

@@ -28,15 +28,13 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-import psycopg
-from psycopg import sql
-
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from scratch import scratch_database, scratch_dir
 
 from lakehouse import warehouse
 from lakehouse.lake import Lake
@@ -46,12 +44,6 @@ from loaders.load import load_year
 PROJECT = REPO / "dbt_project"
 DBT = str(Path(sys.executable).parent / "dbt")
 YEAR_A, YEAR_B = 2016, 2017
-
-
-def admin_conn(env: dict) -> psycopg.Connection:
-    return psycopg.connect(host=env.get("PGHOST"), port=env.get("PGPORT"), user=env.get("PGUSER"),
-                           password=env.get("PGPASSWORD") or None, dbname="postgres",
-                           autocommit=True)
 
 
 def run_dbt(work: Path, *args: str) -> tuple[float, dict]:
@@ -103,59 +95,53 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=7_200_000)
     args = parser.parse_args()
 
-    env = warehouse.apply_env()
-    dbname = f"bench_dbt_{os.getpid()}"
-    work = Path(tempfile.mkdtemp(prefix="bench-dbt-"))
-    shutil.copy(REPO / "profiles.yml.example", work / "profiles.yml")
-    lake_dir = work / "lake"
-    os.environ["LAKE_URL"] = str(lake_dir)
-    with admin_conn(env) as conn:
-        conn.execute(sql.SQL("create database {}").format(sql.Identifier(dbname)))
-    os.environ["PGDATABASE"] = dbname
-    print(f"bench_dbt: {args.rows:,} rows per year, database {dbname}, "
-          f"load average {load_average()}", flush=True)
-    try:
-        lake = Lake(str(lake_dir))
-        generate_year(YEAR_A, rows=args.rows, seed=1, lake=lake)
-        load_year(YEAR_A, lake=lake)
+    warehouse.apply_env()
+    with scratch_database("bench_dbt") as dbname, scratch_dir("bench-dbt-") as work:
+        shutil.copy(REPO / "profiles.yml.example", work / "profiles.yml")
+        lake_dir = work / "lake"
+        os.environ.update({"LAKE_URL": str(lake_dir), "PGDATABASE": dbname})
+        print(f"bench_dbt: {args.rows:,} rows per year, database {dbname}, "
+              f"load average {load_average()}", flush=True)
+        _run(args, work, lake_dir)
 
-        first, split_a = run_dbt(work, "build", "--vars", f"{{year: {YEAR_A}}}")
-        print(f"dbt build year A (first build, CREATE TABLE AS path): {first:8.1f} s  "
-              f"(models {split_a['model']:.1f} s, data tests {split_a['test']:.1f} s, "
-              f"unit tests {split_a['unit_test']:.1f} s, seed {split_a['seed']:.1f} s)", flush=True)
 
-        script = hand_sql(work, YEAR_A)
-        with warehouse.connect(autocommit=True) as conn:
-            started = time.perf_counter()
-            conn.execute(script)
-            hand = time.perf_counter() - started
-            hand_rows = conn.execute("select count(*) from hand.flights").fetchone()[0]
-            dbt_rows = conn.execute("select count(*) from silver.flights").fetchone()[0]
-            assert hand_rows == dbt_rows, (hand_rows, dbt_rows)
-            conn.execute("drop schema hand cascade")
-        print(f"hand-written SQL, same SELECTs as CREATE TABLE AS (the limit): {hand:8.1f} s",
-              flush=True)
+def _run(args, work: Path, lake_dir: Path) -> None:
+    lake = Lake(str(lake_dir))
+    generate_year(YEAR_A, rows=args.rows, seed=1, lake=lake)
+    load_year(YEAR_A, lake=lake)
 
-        generate_year(YEAR_B, rows=args.rows, seed=2, lake=lake)
-        load_year(YEAR_B, lake=lake)
-        second, split_b = run_dbt(work, "build", "--vars", f"{{year: {YEAR_B}}}")
-        print(f"dbt build year B (A kept): {second:8.1f} s  "
-              f"(models {split_b['model']:.1f} s, data tests {split_b['test']:.1f} s)", flush=True)
-        again, split_again = run_dbt(work, "build", "--vars", f"{{year: {YEAR_A}}}")
-        print(f"dbt build year A again (replaces A, B kept): {again:8.1f} s  "
-              f"(models {split_again['model']:.1f} s, data tests {split_again['test']:.1f} s)",
-              flush=True)
+    first, split_a = run_dbt(work, "build", "--vars", f"{{year: {YEAR_A}}}")
+    print(f"dbt build year A (first build, CREATE TABLE AS path): {first:8.1f} s  "
+          f"(models {split_a['model']:.1f} s, data tests {split_a['test']:.1f} s, "
+          f"unit tests {split_a['unit_test']:.1f} s, seed {split_a['seed']:.1f} s)", flush=True)
 
-        print(f"ratio dbt build / hand-written SQL (year A): {first / hand:.2f}x  (target <= 2x)")
-        print(f"ratio dbt models only / hand-written SQL:     {split_a['model'] / hand:.2f}x")
-        print(f"ratio year B / year A (adding a year):        {second / first:.2f}x  (target <= 1.2x)")
-        print(f"ratio rebuild A / first A:                    {again / first:.2f}x")
-        print(f"load average after: {load_average()}")
-    finally:
-        with admin_conn(env) as conn:
-            conn.execute(sql.SQL("drop database if exists {} with (force)").format(
-                sql.Identifier(dbname)))
-        shutil.rmtree(work, ignore_errors=True)
+    script = hand_sql(work, YEAR_A)
+    with warehouse.connect(autocommit=True) as conn:
+        started = time.perf_counter()
+        conn.execute(script)
+        hand = time.perf_counter() - started
+        hand_rows = conn.execute("select count(*) from hand.flights").fetchone()[0]
+        dbt_rows = conn.execute("select count(*) from silver.flights").fetchone()[0]
+        assert hand_rows == dbt_rows, (hand_rows, dbt_rows)
+        conn.execute("drop schema hand cascade")
+    print(f"hand-written SQL, same SELECTs as CREATE TABLE AS (the limit): {hand:8.1f} s",
+          flush=True)
+
+    generate_year(YEAR_B, rows=args.rows, seed=2, lake=lake)
+    load_year(YEAR_B, lake=lake)
+    second, split_b = run_dbt(work, "build", "--vars", f"{{year: {YEAR_B}}}")
+    print(f"dbt build year B (A kept): {second:8.1f} s  "
+          f"(models {split_b['model']:.1f} s, data tests {split_b['test']:.1f} s)", flush=True)
+    again, split_again = run_dbt(work, "build", "--vars", f"{{year: {YEAR_A}}}")
+    print(f"dbt build year A again (replaces A, B kept): {again:8.1f} s  "
+          f"(models {split_again['model']:.1f} s, data tests {split_again['test']:.1f} s)",
+          flush=True)
+
+    print(f"ratio dbt build / hand-written SQL (year A): {first / hand:.2f}x  (target <= 2x)")
+    print(f"ratio dbt models only / hand-written SQL:     {split_a['model'] / hand:.2f}x")
+    print(f"ratio year B / year A (adding a year):        {second / first:.2f}x  (target <= 1.2x)")
+    print(f"ratio rebuild A / first A:                    {again / first:.2f}x")
+    print(f"load average after: {load_average()}")
 
 
 if __name__ == "__main__":

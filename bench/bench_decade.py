@@ -28,7 +28,6 @@ import os
 import shutil
 import statistics
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -36,12 +35,12 @@ from pathlib import Path
 import psutil
 import psycopg
 import yaml
-from psycopg import sql
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench_load import loadavg
+from scratch import scratch_database, scratch_dir
 
 from lakehouse import airflow_local, warehouse
 from lakehouse.lake import Lake, bronze_key
@@ -209,24 +208,14 @@ def main() -> None:
                          "free some, use fewer --years/--rows, or --no-disk-check")
 
     pg_env = warehouse.apply_env()
-    bench_db = f"bench_decade_{os.getpid()}"
     with psycopg.connect(autocommit=True) as admin:
-        admin.execute(sql.SQL("create database {}").format(sql.Identifier(bench_db)))
         backend = admin.execute("select pg_backend_pid()").fetchone()[0]
         # the server's processes are its children (read while this backend still exists)
         postmaster = psutil.Process(backend).ppid()
-    os.environ.update({"PGDATABASE": bench_db, "LAKE_URL": str(lake_dir)})
-    work = Path(tempfile.mkdtemp(prefix="bench-decade-", dir=base))
-    try:
+    with (scratch_database("bench_decade", keep=args.keep_db) as bench_db,
+          scratch_dir("bench-decade-", base=base) as work):
+        os.environ.update({"PGDATABASE": bench_db, "LAKE_URL": str(lake_dir)})
         _run(args, years, to_generate, lake_dir, work, postmaster, pg_env)
-    finally:
-        if not args.keep_db:
-            with psycopg.connect(autocommit=True, dbname=pg_env.get("PGDATABASE", "postgres")) as admin:
-                admin.execute(sql.SQL("drop database if exists {} with (force)").format(
-                    sql.Identifier(bench_db)))
-        else:
-            print(f"kept database {bench_db}")
-        shutil.rmtree(work, ignore_errors=True)
 
 
 def _run(args, years, to_generate, lake_dir: Path, work: Path, postmaster: int, pg_env) -> None:

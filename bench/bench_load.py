@@ -26,18 +26,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import psycopg
-from psycopg import sql
-
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from scratch import scratch_database, scratch_dir  # bench/scratch.py
 
 from lakehouse import warehouse
 from lakehouse.lake import Lake, bronze_key
@@ -115,19 +113,8 @@ def main() -> None:
     args = parser.parse_args()
 
     env = {**os.environ, **warehouse.apply_env()}
-    bench_db = f"bench_load_{os.getpid()}"
-    with psycopg.connect(autocommit=True) as admin:
-        admin.execute(sql.SQL("create database {}").format(sql.Identifier(bench_db)))
-    env["PGDATABASE"] = bench_db
-    tmp = args.keep or tempfile.mkdtemp(prefix="bench-load-")
-    try:
-        _run(args, env, tmp)
-    finally:
-        with psycopg.connect(autocommit=True) as admin:
-            admin.execute(sql.SQL("drop database if exists {} with (force)").format(
-                sql.Identifier(bench_db)))
-        if not args.keep:
-            shutil.rmtree(tmp, ignore_errors=True)
+    with scratch_database("bench_load") as bench_db, scratch_dir("bench-load-", args.keep) as tmp:
+        _run(args, {**env, "PGDATABASE": bench_db}, str(tmp))
 
 
 def _run(args, env: dict[str, str], tmp: str) -> None:

@@ -165,6 +165,15 @@ def format_bts(f: dict[str, np.ndarray], t: BtsTables, order: np.ndarray) -> byt
         pc.utf8_slice_codeunits(carrier, 1, 3), '"', "")
     empty_quoted = const(_EMPTY_QUOTED)
     empty = const("")
+
+    def timing(scheduled, actual, delay, missing):
+        """The seven columns BTS gives a departure and an arrival alike: scheduled and actual
+        clock, delay, delay minutes, 15+ flag, delay group, scheduled hour block."""
+        return [clock(scheduled), clock(actual, missing), dec(delay, missing),
+                dec(np.maximum(delay, 0), missing), dec((delay >= 15).astype(np.int64), missing),
+                _numbers(_INT, _delay_group(delay), missing),
+                pc.take(_BLOCKS, (scheduled // 100) % 24)]
+
     cols = [
         pc.take(t.year, day), pc.take(t.quarter, day), pc.take(t.month, day),
         pc.take(t.day_of_month, day), pc.take(t.day_of_week, day), pc.take(t.flight_date, day),
@@ -172,24 +181,12 @@ def format_bts(f: dict[str, np.ndarray], t: BtsTables, order: np.ndarray) -> byt
         _numbers(_QINT, f["fl_num"]),
         *airport(origin),
         *airport(dest),
-        clock(f["crs_dep"]),
-        clock(f["dep_time"], cancelled),
-        dec(dep_delay, cancelled),
-        dec(np.maximum(dep_delay, 0), cancelled),
-        dec((dep_delay >= 15).astype(np.int64), cancelled),
-        _numbers(_INT, _delay_group(dep_delay), cancelled),
-        pc.take(_BLOCKS, (f["crs_dep"] // 100) % 24),
+        *timing(f["crs_dep"], f["dep_time"], dep_delay, cancelled),
         dec(f["taxi_out"], cancelled),
         clock(f["wheels_off"], cancelled),
         clock(f["wheels_on"], no_arrival),
         dec(f["taxi_in"], no_arrival),
-        clock(f["crs_arr"]),
-        clock(f["arr_time"], no_arrival),
-        dec(arr_delay, no_arrival),
-        dec(np.maximum(arr_delay, 0), no_arrival),
-        dec((arr_delay >= 15).astype(np.int64), no_arrival),
-        _numbers(_INT, _delay_group(arr_delay), no_arrival),
-        pc.take(_BLOCKS, (f["crs_arr"] // 100) % 24),
+        *timing(f["crs_arr"], f["arr_time"], arr_delay, no_arrival),
         dec(cancelled.astype(np.int64)),
         pc.take(_CODES, pa.array(f["code"], mask=~cancelled)).fill_null(_EMPTY_QUOTED),
         dec(diverted.astype(np.int64)),
