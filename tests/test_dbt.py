@@ -30,7 +30,7 @@ GOLD_COLUMNS = [
     "p50_dep_delay", "p90_dep_delay", "delayed_15_flights", "share_delayed_15", "max_dep_delay",
 ]
 
-# models/anomalies/ (the ML engineer's) read ml.* tables that exist only after scoring; they
+# models/gold/anomalies/ (the ML engineer's) read ml.* tables that exist only after scoring; they
 # are built with `--select tag:ml` after `python -m ml score` and tested with the ML part.
 ML_MODELS = "tag:ml"
 
@@ -378,4 +378,7 @@ def test_dbt_parse_needs_no_database_and_tags_models_by_layer(dbt_dir, monkeypat
     gold = models["agg_dep_delay_by_date"]
     assert "gold" in gold["tags"] and gold["schema"] == "gold"
     assert gold["config"]["contract"]["enforced"] is True
+    for name in ("daily_delay_anomalies", "anomaly_carrier_share", "airport_year_anomalies"):
+        # models/gold/anomalies/: gold tables, built by the DAG's dbt_ml group after scoring
+        assert models[name]["schema"] == "gold" and {"gold", "ml"} <= set(models[name]["tags"])
     assert [c for c, spec in gold["columns"].items() if not spec.get("description")] == []

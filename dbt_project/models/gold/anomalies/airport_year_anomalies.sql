@@ -1,4 +1,4 @@
-{{ config(schema='gold', materialized='incremental', incremental_strategy='append',
+{{ config(materialized='incremental', incremental_strategy='append',
           tags=['ml'], indexes=[{'columns': ['year']}],
           pre_hook=["{{ delete_build_year() }}"], post_hook=['analyze {{ this }}']) }}
 {#- The dashboard map's dataset: one row per airport and year (~365 a year), so the map reads

@@ -1,4 +1,4 @@
-{{ config(schema='gold', materialized='incremental', incremental_strategy='append',
+{{ config(materialized='incremental', incremental_strategy='append',
           tags=['ml'], indexes=[{'columns': ['id']}, {'columns': ['year']}],
           pre_hook=["{{ delete_build_year() }}"], post_hook=['analyze {{ this }}']) }}
 {#- The "why" of an anomalous airport-day: how much of its excess departure delay and of its

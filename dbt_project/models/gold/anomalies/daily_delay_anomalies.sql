@@ -1,4 +1,4 @@
-{{ config(schema='gold', materialized='view', tags=['ml'],
+{{ config(materialized='view', tags=['ml'],
           meta={'cosmos': {'operator_kwargs': {'select': [
               'daily_delay_anomalies', 'source:ml.dep_delay_anomalies', 'source:ml.model_runs']}}}) }}
 {#- Gold's daily delays with the anomaly verdicts beside them, for dashboards: every gold row
