@@ -33,7 +33,7 @@ from pathlib import Path
 import yaml
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))  # devtools (standard library only) from this venv too
+sys.path.append(str(HERE.parent))  # devtools.background (standard library only) from this venv too
 
 from devtools.background import Background, BackgroundError, http_ok
 
