@@ -123,7 +123,7 @@ dbt-profile: $(if $(filter $(CURDIR)/.local/dbt,$(DBT_PROFILES_DIR)),$(CURDIR)/.
 # unless PG* are set; it need not be running), or every switch re-parses the whole project
 # with "Unable to do partial parsing because profile has changed".
 dbt-parse: venv dbt-profile
-	@if [ -z "$$PGHOST" ]; then eval "$$($(PY) -m devtools.localdb env)"; fi; \
+	@if [ -z "$$PGHOST" ]; then eval "$$($(PY) -m devtools.localdb env 2>/dev/null)"; fi; \
 	$(DBT) parse --project-dir dbt_project
 
 dbt-build: venv dbt-profile
