@@ -41,6 +41,16 @@ COLUMNS: tuple[str, ...] = (
 )
 FIELDS = len(COLUMNS) + 1  # the trailing comma makes an empty 110th field
 
+# Files downloaded before BTS renamed its carrier columns (2019) call five of them by their
+# earlier names; the columns, their order and their values are the same, so both headers load.
+EARLIER_NAMES: dict[str, str] = {
+    "Reporting_Airline": "UniqueCarrier", "DOT_ID_Reporting_Airline": "AirlineID",
+    "IATA_CODE_Reporting_Airline": "Carrier", "Tail_Number": "TailNum",
+    "Flight_Number_Reporting_Airline": "FlightNum",
+}
+EARLIER_COLUMNS: tuple[str, ...] = tuple(EARLIER_NAMES.get(c, c) for c in COLUMNS)
+HEADERS: tuple[tuple[str, ...], ...] = (COLUMNS, EARLIER_COLUMNS)
+
 # Columns BTS writes quoted (text in its database), the rest are bare numbers.
 QUOTED: frozenset[str] = frozenset({
     "Reporting_Airline", "IATA_CODE_Reporting_Airline", "Tail_Number",
@@ -124,7 +134,7 @@ def split_header(raw: bytes) -> list[str] | None:
 
 
 def matches(raw: bytes) -> bool:
-    return split_header(raw) == list(COLUMNS)
+    return tuple(split_header(raw) or ()) in HEADERS
 
 
 def check_header(raw: bytes, uri: str) -> None:
@@ -137,13 +147,17 @@ def check_header(raw: bytes, uri: str) -> None:
         raise BronzeFormatError(
             f"{uri}: the header line is not UTF-8 text (is the file compressed or UTF-16?); "
             f"expected the BTS header \"Year\",\"Quarter\",\"Month\",... ({len(COLUMNS)} columns)")
-    if got == list(COLUMNS):
+    if tuple(got) in HEADERS:
         return
-    missing = [c for c in COLUMNS if c not in got]
-    unknown = [g for g in got if g not in COLUMNS]
+    # explained against the naming it is closest to (today's unless most names are earlier ones)
+    earlier = len(set(got) & set(EARLIER_NAMES.values())) > len(EARLIER_NAMES) // 2
+    expected = EARLIER_COLUMNS if earlier else COLUMNS
+    needed = {EARLIER_NAMES.get(c, c) if earlier else c for c in STAGING_SOURCE.values()}
+    missing = [c for c in expected if c not in got]
+    unknown = [g for g in got if g not in expected]
     problems = []
     if missing:
-        used = [c for c in missing if c in STAGING_SOURCE.values()]
+        used = [c for c in missing if c in needed]
         problems.append(f"missing columns {', '.join(missing)}"
                         + (f" (the project needs {', '.join(used)})" if used else ""))
     if unknown:
@@ -153,10 +167,11 @@ def check_header(raw: bytes, uri: str) -> None:
     raise BronzeFormatError(
         f"{uri}: unexpected header: {'; '.join(problems)}. Expected the BTS \"Reporting Carrier "
         f"On-Time Performance (1987-present)\" monthly file with all {len(COLUMNS)} columns, as "
-        "TranStats' prezipped download holds it (Year, Quarter, Month, ..., Div5TailNum)")
+        "TranStats' prezipped download holds it (Year, Quarter, Month, ..., Div5TailNum; the "
+        "carrier columns under today's names or their pre-2019 ones, UniqueCarrier ... FlightNum)")
 
 
 def looks_like(raw: bytes) -> bool:
     """A header that is more BTS than Kaggle (its CamelCase names), so its check explains it."""
     got = split_header(raw) or []
-    return len(set(got) & set(COLUMNS)) > len(got) // 4 if got else False
+    return len(set(got) & set(COLUMNS + EARLIER_COLUMNS)) > len(got) // 4 if got else False
