@@ -32,17 +32,13 @@ def score_year(year: int, params: Params | None = None, month: int | None = None
     run_id = uuid.uuid4()
     with connect(part="ml") as conn:
         store.ensure_schema(conn)
-        period = prior = None
+        period = None
         if month is not None:
             import datetime as dt
 
-            from ml.scoring import month_window_start
-
-            # the month's days, read with the window of history its detectors see
+            # the month and the history before it (score_frame cuts each airport's window)
             period = (dt.date(year, month, 1), dt.date(year + month // 12, month % 12 + 1, 1))
-            gold = store.read_gold(conn, year, params.history_years,
-                                   (month_window_start(period[0], params), period[1]))
-            prior = store.gold_origins_before(conn, year, params.history_years)
+            gold = store.read_gold(conn, year, params.history_years, (None, period[1]))
             in_month = (gold["year"] == year) & (gold["fl_date"] >= period[0])
         else:
             gold = store.read_gold(conn, year, params.history_years)
@@ -57,7 +53,7 @@ def score_year(year: int, params: Params | None = None, month: int | None = None
                 f"first (`python -m loaders load {how}`, then dbt build)"
             )
         conn.commit()
-        scored, problems = score_frame(gold, year, params, period=period, prior_origins=prior)
+        scored, problems = score_frame(gold, year, params, period=period)
         scored["model_version"] = MODEL_VERSION
         scored["run_id"] = run_id
         scored["scored_at"] = started

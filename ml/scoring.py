@@ -36,6 +36,19 @@ def month_window_start(first, params: Params):
     return first - dt.timedelta(days=params.month_history_days)
 
 
+def _month_window(frame: pd.DataFrame, first, params: Params) -> pd.DataFrame:
+    """An airport's rows a month's detectors see: from `month_window_start`, or further back
+    for an airport that flies so rarely that the window would hold fewer than
+    `params.min_history_days` days with flights (as many as its history has, then)."""
+    start = month_window_start(first, params)
+    flown = np.sort(frame.loc[frame["flights"].fillna(0) > 0, "fl_date"].to_numpy())
+    if len(flown) >= params.min_history_days:
+        start = min(start, flown[-params.min_history_days])
+    elif len(flown):
+        start = min(start, flown[0])
+    return frame[frame["fl_date"] >= start]
+
+
 def score_airport(origin: str, frame: pd.DataFrame, year: int, params: Params,
                   originals: bool = False, timings: dict | None = None,
                   only_originals: bool = False, period: tuple | None = None,
@@ -137,7 +150,8 @@ def score_frame(gold: pd.DataFrame, year: int, params: Params | None = None,
 
     With `period` = (first, end) (dates), only the year's days in [first, end) are scored,
     and the detectors see only `params.month_history_days` days of history before `first`
-    (none after `end`): a month's cost follows the month, not the history. `prior_origins`,
+    (none after `end`; more for an airport with fewer than `params.min_history_days` days
+    with flights in them): a month's cost follows the month, not the history. `prior_origins`,
     when given, are the airports with gold rows before the year (`gold` may then hold only
     the window); otherwise `gold` says.
 
@@ -151,9 +165,10 @@ def score_frame(gold: pd.DataFrame, year: int, params: Params | None = None,
     if prior_origins is None:
         prior_origins = set(gold.loc[pd.to_numeric(gold["year"]) < year, "origin"])
     if period is not None:
-        gold = gold[(gold["fl_date"] >= month_window_start(period[0], params))
-                    & (gold["fl_date"] < period[1])]
+        gold = gold[gold["fl_date"] < period[1]]
     groups = dict(tuple(gold.groupby("origin", sort=True)))
+    if period is not None:
+        groups = {o: _month_window(g, period[0], params) for o, g in groups.items()}
     # Big airports first, dealt round-robin, so both workers finish at about the same time.
     order = sorted(scored_origins, key=lambda o: -len(groups[o]))
     n_chunks = max(1, min(len(order), params.n_jobs * 4))

@@ -79,16 +79,6 @@ def read_gold(conn: psycopg.Connection, year: int, history_years: int,
     return frame
 
 
-def gold_origins_before(conn: psycopg.Connection, year: int, history_years: int) -> set[str]:
-    """The airports with gold rows in the `history_years` years before `year`."""
-    if history_years < 1:
-        return set()
-    rows = conn.execute(
-        sql.SQL("select distinct origin from {} where year between %s and %s")
-        .format(sql.Identifier(*GOLD_TABLE)), (year - history_years, year - 1)).fetchall()
-    return {r[0] for r in rows}
-
-
 def anomaly_columns(conn: psycopg.Connection) -> dict[str, str]:
     """Column name -> data type of ml.dep_delay_anomalies, in table order."""
     rows = conn.execute(
