@@ -130,7 +130,8 @@ def test_months_built_one_by_one_equal_the_whole_year_and_touch_only_their_month
 
     # a month's data tests check that month only (macros/tests/build_where.sql): a March
     # staging row pointing at no load fails March's build, not February's
-    pg_conn.execute("update staging.flights set load_id = -1 where year = %s and line_no = %s",
+    pg_conn.execute("update staging.flights set load_id = gen_random_uuid() "
+                    "where year = %s and line_no = %s",
                     (YEAR, 3 * 100_000_000 + 1))
     dbt_month(dbt_dir, YEAR, 2)
     out = dbt_month(dbt_dir, YEAR, 3, ok=False)
