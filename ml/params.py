@@ -13,6 +13,9 @@ class Params:
     seed: int = 42
     history_years: int = 2  # earlier gold years used as training history, when they exist
     min_history_days: int = 28  # fewer days with flights than this: insufficient_history
+    # a month's scoring (`--month`) fits on this many days before the month, not on the whole
+    # history, so its cost follows the month (docs/ml.md, "Scoring a month")
+    month_history_days: int = 120
     # seasonal robust detector (weekday profile + leave-one-out rolling median level)
     level_half_width: int = 14
     delay_z: float = 6.0

@@ -18,10 +18,10 @@ def score_year(year: int, params: Params | None = None, month: int | None = None
     (run_id, year, airports, airport_days, anomalies, insufficient_history, failures,
     warnings, seconds, model_version).
 
-    With `month`, only that month's airport-days are upserted (the year's other months keep
-    their rows), scored on the trailing history: the earlier years and the year's days up to
-    the end of the month (later days in gold, if any, are left out, as they would not have
-    existed when the month was current)."""
+    With `month`, only that month's airport-days are scored and upserted (the year's other
+    months keep their rows), on the trailing history: the `params.month_history_days` days
+    before the month, from the earlier years and the year alike (later days in gold, if any,
+    are left out, as they would not have existed when the month was current)."""
     from lakehouse.warehouse import connect
     from ml import store
     from ml.scoring import score_frame
@@ -32,14 +32,16 @@ def score_year(year: int, params: Params | None = None, month: int | None = None
     run_id = uuid.uuid4()
     with connect(part="ml") as conn:
         store.ensure_schema(conn)
-        gold = store.read_gold(conn, year, params.history_years)
+        period = None
         if month is not None:
             import datetime as dt
 
-            end = dt.date(year + month // 12, month % 12 + 1, 1)
-            gold = gold[(gold["year"] != year) | (gold["fl_date"] < end)]
-            in_month = (gold["year"] == year) & (gold["fl_date"] >= dt.date(year, month, 1))
+            # the month and the history before it (score_frame cuts each airport's window)
+            period = (dt.date(year, month, 1), dt.date(year + month // 12, month % 12 + 1, 1))
+            gold = store.read_gold(conn, year, params.history_years, (None, period[1]))
+            in_month = (gold["year"] == year) & (gold["fl_date"] >= period[0])
         else:
+            gold = store.read_gold(conn, year, params.history_years)
             in_month = gold["year"] == year
         if not in_month.any():
             from lakehouse.errors import UserError
@@ -51,9 +53,7 @@ def score_year(year: int, params: Params | None = None, month: int | None = None
                 f"first (`python -m loaders load {how}`, then dbt build)"
             )
         conn.commit()
-        scored, problems = score_frame(gold, year, params)
-        if month is not None:
-            scored = scored[[d.month == month for d in scored["fl_date"]]].reset_index(drop=True)
+        scored, problems = score_frame(gold, year, params, period=period)
         scored["model_version"] = MODEL_VERSION
         scored["run_id"] = run_id
         scored["scored_at"] = started

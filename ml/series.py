@@ -51,8 +51,10 @@ class AirportSeries:
         return len(self.dates)
 
     @classmethod
-    def from_frame(cls, origin: str, frame: pd.DataFrame, year: int) -> AirportSeries:
-        """`frame`: this airport's gold rows (any years, any order)."""
+    def from_frame(cls, origin: str, frame: pd.DataFrame, year: int,
+                   period: tuple | None = None) -> AirportSeries:
+        """`frame`: this airport's gold rows (any years, any order). The target days are the
+        year's, or with `period` = (first, end) the year's days first <= fl_date < end."""
         frame = frame.sort_values("fl_date")
         dates = pd.DatetimeIndex(pd.to_datetime(frame["fl_date"]))
         full = pd.date_range(dates.min(), dates.max(), freq="D")
@@ -73,7 +75,7 @@ class AirportSeries:
             flights=flights,
             scheduled=spread(frame["scheduled_flights"].fillna(0).to_numpy(), 0, float),
             cancelled=spread(frame["cancelled_flights"].fillna(0).to_numpy(), 0, float),
-            target=spread((frame["year"] == year).to_numpy(), False, bool),
+            target=spread(target_mask(frame, year, period), False, bool),
             delayed=spread(_delayed_counts(frame), np.nan, float),
             delay_sd=(spread(frame["sd_dep_delay"].to_numpy(dtype=float, na_value=np.nan),
                              np.nan, float) if "sd_dep_delay" in frame else None),
@@ -93,6 +95,15 @@ class AirportSeries:
                    else np.asarray(delayed, dtype=float))
         return cls(origin, pd.date_range(start, periods=n, freq="D"), delay, flights,
                    scheduled, cancelled, np.ones(n, dtype=bool), delayed)
+
+
+def target_mask(frame: pd.DataFrame, year: int, period: tuple | None = None) -> np.ndarray:
+    """The rows of `frame` to score: the year's, or its days in [period[0], period[1])."""
+    mask = (frame["year"] == year).to_numpy().copy()
+    if period is not None:
+        days = frame["fl_date"]
+        mask &= ((days >= period[0]) & (days < period[1])).to_numpy()
+    return mask
 
 
 def _delayed_counts(frame: pd.DataFrame) -> np.ndarray:

@@ -45,8 +45,10 @@ def _table_exists(conn: psycopg.Connection, schema: str, table: str) -> bool:
     return row[0] is not None
 
 
-def read_gold(conn: psycopg.Connection, year: int, history_years: int) -> pd.DataFrame:
-    """Gold rows of `year` and of up to `history_years` earlier years, via COPY."""
+def read_gold(conn: psycopg.Connection, year: int, history_years: int,
+              days: tuple | None = None) -> pd.DataFrame:
+    """Gold rows of `year` and of up to `history_years` earlier years, via COPY; with `days`
+    = (first, end) only those with first <= fl_date < end."""
     if not _table_exists(conn, *GOLD_TABLE):
         raise UserError(
             "gold.agg_dep_delay_by_date does not exist: build gold first "
@@ -56,15 +58,19 @@ def read_gold(conn: psycopg.Connection, year: int, history_years: int) -> pd.Dat
         "select column_name from information_schema.columns "
         "where table_schema = %s and table_name = %s", GOLD_TABLE).fetchall())
     columns = GOLD_READ_COLUMNS + [c for c in GOLD_OPTIONAL_COLUMNS if (c,) in present]
+    first, end = days or (None, None)
     query = sql.SQL(
-        "copy (select {cols} from {table} where year between %s and %s) "
+        "copy (select {cols} from {table} where year between %s and %s"
+        " and (%s::date is null or fl_date >= %s::date)"
+        " and (%s::date is null or fl_date < %s::date)) "
         "to stdout (format csv, header)"
     ).format(
         cols=sql.SQL(", ").join(sql.Identifier(c) for c in columns),
         table=sql.Identifier(*GOLD_TABLE),
     )
     buf = io.BytesIO()
-    with conn.cursor() as cur, cur.copy(query, (year - history_years, year)) as copy:
+    with conn.cursor() as cur, cur.copy(
+            query, (year - history_years, year, first, first, end, end)) as copy:
         for block in copy:
             buf.write(block)
     buf.seek(0)

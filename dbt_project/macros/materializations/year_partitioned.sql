@@ -94,6 +94,9 @@
         drop table if exists {{ partition }};
         alter table {{ staged }} rename to {{ adapter.quote(partition.identifier) }};
         alter table {{ target }} attach partition {{ partition }} for values in ({{ year }});
+    {%- endcall %}
+    {{ year_partitioned_month_indexes(partition) }}
+    {% call statement('analyze_partition') -%}
         analyze {{ partition }};
     {%- endcall %}
 {%- endmacro %}
@@ -189,6 +192,31 @@
         alter table {{ year_partitioned_child(target, y, '__dbt_new') }}
             rename to {{ adapter.quote(target.identifier ~ '_' ~ y) }};
         {%- endfor %}
+    {%- endcall %}
+    {%- for y in years %}
+    {{ year_partitioned_month_indexes(year_partitioned_child(target, y)) }}
+    {%- endfor %}
+    {% call statement('analyze_all') -%}
         analyze {{ target }};
     {%- endcall %}
+{%- endmacro %}
+
+
+{#- `month_indexes` (a model config: columns): indexes on a year partition that holds BTS
+    months (line_no >= 100 000 000, loaders/bts_format.py), so that a month build's delete,
+    its reads and its tests (macros/tests/build_where.sql) find the month's rows without
+    scanning the year. A yearly (Kaggle) year is never built by month and gets none. The
+    rows of a year are either all yearly or all monthly lines, so one row tells. -#}
+{% macro year_partitioned_month_indexes(partition) -%}
+    {%- set columns = config.get('month_indexes', []) -%}
+    {%- if columns -%}
+        {%- set probe = run_query("select line_no >= 100000000 from " ~ partition ~ " limit 1") -%}
+        {%- if probe.rows | length > 0 and probe.rows[0][0] -%}
+            {% call statement('month_indexes') -%}
+                {%- for column in columns %}
+                create index on {{ partition }} ({{ adapter.quote(column) }});
+                {%- endfor %}
+            {%- endcall %}
+        {%- endif -%}
+    {%- endif -%}
 {%- endmacro %}
