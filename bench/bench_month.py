@@ -27,18 +27,15 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import zipfile
 from pathlib import Path
-
-import psycopg
-from psycopg import sql
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench_load import loadavg, run_child  # the loader bench's helpers
+from scratch import scratch_database, scratch_dir
 
 from lakehouse import warehouse
 from lakehouse.lake import bts_bronze_key
@@ -80,21 +77,9 @@ def main() -> None:
     args = parser.parse_args()
 
     env = {**os.environ, **warehouse.apply_env(), "DO_NOT_TRACK": "1"}
-    bench_db = f"bench_month_{os.getpid()}"
-    with psycopg.connect(autocommit=True) as admin:
-        admin.execute(sql.SQL("create database {}").format(sql.Identifier(bench_db)))
-    env["PGDATABASE"] = bench_db
-    lake = Path(args.keep or tempfile.mkdtemp(prefix="bench-month-"))
-    work = Path(tempfile.mkdtemp(prefix="bench-month-work-"))
-    try:
-        _run(args, {**env, "LAKE_URL": str(lake)}, lake, work)
-    finally:
-        with psycopg.connect(autocommit=True) as admin:
-            admin.execute(sql.SQL("drop database if exists {} with (force)").format(
-                sql.Identifier(bench_db)))
-        shutil.rmtree(work, ignore_errors=True)
-        if not args.keep:
-            shutil.rmtree(lake, ignore_errors=True)
+    with (scratch_database("bench_month") as bench_db,
+          scratch_dir("bench-month-", args.keep) as lake, scratch_dir("bench-month-work-") as work):
+        _run(args, {**env, "PGDATABASE": bench_db, "LAKE_URL": str(lake)}, lake, work)
 
 
 def _run(args, env: dict[str, str], lake: Path, work: Path) -> None:
