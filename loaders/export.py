@@ -179,7 +179,7 @@ def _snapshot() -> Iterator[psycopg.Connection]:
 
 
 def _require_rows(conn: psycopg.Connection, year: int, month: int | None) -> None:
-    what = str(year) if month is None else f"{year}-{month:02d}"
+    what = f"year {year}" if month is None else f"{year}-{month:02d}"
     how = (f"`python -m loaders load --year {year}` then `dbt build --project-dir dbt_project "
            f"--vars '{{year: {year}}}'`") if month is None else (
         f"`python -m loaders load --year {year} --month {month}` then `dbt build --project-dir "
