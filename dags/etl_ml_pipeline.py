@@ -95,7 +95,8 @@ def pipeline(monthly: bool) -> None:
     """The tasks and their wiring, the same in both DAGs; `monthly` only changes which period
     a run resolves (support.period_from_context) and what its export writes."""
 
-    @task
+    # Waits (by retrying) up to ~40 min for a run of the other DAG to end: see below.
+    @task(retries=8)
     def check_bronze() -> int:
         from airflow.sdk.exceptions import AirflowFailException
 
@@ -105,6 +106,13 @@ def pipeline(monthly: bool) -> None:
 
         context = get_current_context()
         year, month = support.period_from_context(context, monthly)
+        # Each DAG runs one run at a time, but a yearly and a monthly run may write the same
+        # year (a yearly load replaces the months a month run is building): one of the two
+        # pipelines at a time. A plain exception, so the task retries until the other ends.
+        other = "etl_ml_pipeline" if monthly else "bts_monthly_pipeline"
+        if context["ti"].get_dr_count(dag_id=other, states=["running"]):
+            raise RuntimeError(f"{other} has a run in progress and both DAGs write the same "
+                               "warehouse: this run waits for it (retrying)")
         with support.task_environment(context):
             try:
                 if month is None:
