@@ -1,6 +1,7 @@
-"""What the `etl_ml_pipeline` DAG needs besides the functions it wires: the year a run
-processes, the warehouse settings (Airflow connection or PG* variables), the Cosmos configs,
-a run-scoped scratch folder and its cleanup, and the summary `make demo` prints.
+"""What the DAGs (`etl_ml_pipeline`, `bts_monthly_pipeline`) need besides the functions
+they wire: the year or month a run processes and their schedules, the warehouse settings
+(Airflow connection or PG* variables), the Cosmos configs, a run-scoped scratch folder and
+its cleanup, and the summary `make demo` prints.
 
 Kept free of heavy imports: the DAG file imports this module at parse time.
 """
@@ -335,8 +336,9 @@ def cleanup_run(run_id: str, year: int | None, lake=None, month: int | None = No
     """Remove the run's scratch folder and half-written lake objects of its year (and month).
 
     A local lake publishes by writing `.{name}.XXXX` beside the target and renaming it; a
-    killed process leaves that temp file behind. Runs of the DAG never overlap
-    (max_active_runs=1), so no writer of this year is alive when this runs.
+    killed process leaves that temp file behind. Runs never overlap (max_active_runs=1, and
+    each DAG's check_bronze waits for the other's run), so no writer of this year is alive
+    when this runs.
     """
     from lakehouse.lake import (
         Lake,

@@ -7,6 +7,8 @@ download it."""
 from __future__ import annotations
 
 import datetime as dt
+import subprocess
+import time
 
 import pyarrow.parquet as pq
 import pytest
@@ -99,3 +101,34 @@ def test_a_month_run_processes_its_interval_and_a_missing_month_fails(
     text = (tmp_path / "feb.log").read_text()
     assert "2016-02: " in text and "01_bronze/bts/2016/02.csv is not in the lake" in text
     assert "https://transtats.bts.gov/PREZIP/" in text
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+def test_a_yearly_run_waits_while_a_monthly_run_is_in_progress(dag_env, lake, tmp_path):  # noqa: F811
+    """Both DAGs write the same warehouse: the yearly run's check_bronze retries while the
+    monthly DAG has a run in progress, and goes on once it has ended."""
+    generate_year(2016, rows=20_000, seed=5, lake=Lake(str(lake)), airports=20, fmt="bts",
+                  months={1})
+    env = dag_env(connection=False)
+    env["LAKEHOUSE_BTS_FIRST_MONTH"] = "2016-01"
+    month_log, year_log = tmp_path / "month.log", tmp_path / "year.log"
+    with open(month_log, "w") as out:
+        monthly = subprocess.Popen([airflow_local.airflow_bin(), "dags", "test", DAG,
+                                    "2016-02-01"], env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.time() + 600
+        while "starting task_id=load_staging " not in month_log.read_text(errors="replace"):
+            assert monthly.poll() is None and time.time() < deadline, month_log.read_text()[-3000:]
+            time.sleep(0.5)
+        # 2099 is not in the lake: once the wait is over, the bronze check fails as usual.
+        code, tasks = airflow_local.run_dag(env, {"year": 2099}, year_log)
+        assert monthly.wait(timeout=900) == 0, month_log.read_text()[-3000:]
+    finally:
+        if monthly.poll() is None:
+            monthly.kill()
+    assert code != 0 and tasks["check_bronze"]["state"] == "failed"
+    assert tasks["check_bronze"]["try_number"] >= 2
+    text = year_log.read_text()
+    assert "bts_monthly_pipeline has a run in progress" in text
+    assert "01_bronze/2099.csv does not exist in the lake" in text
