@@ -105,7 +105,10 @@ def pipeline(monthly: bool) -> None:
         from loaders.load import require_bronze, require_bts_month
 
         context = get_current_context()
-        year, month = support.period_from_context(context, monthly)
+        try:
+            year, month = support.period_from_context(context, monthly)
+        except ValueError as exc:  # e.g. a `year` param without a `month`: no retry helps
+            raise AirflowFailException(str(exc)) from None
         # Each DAG runs one run at a time, but a yearly and a monthly run may write the same
         # year (a yearly load replaces the months a month run is building): one of the two
         # pipelines at a time. A plain exception, so the task retries until the other ends.

@@ -258,11 +258,14 @@ def first_bts_month(spec: str | None = None) -> datetime:
 
     spec = (spec if spec is not None else os.environ.get("LAKEHOUSE_BTS_FIRST_MONTH")) \
         or DEFAULT_FIRST_MONTH
+    from lakehouse.errors import UserError
+    from lakehouse.years import check_month, check_year
+
     year, _, month = spec.strip().partition("-")
     try:
-        return datetime(int(year), int(month), 1, tzinfo=UTC)
-    except ValueError:
-        raise ValueError(f"LAKEHOUSE_BTS_FIRST_MONTH={spec!r}: use a month such as 2019-01") from None
+        return datetime(check_year(year), check_month(month), 1, tzinfo=UTC)
+    except UserError:
+        raise UserError(f"LAKEHOUSE_BTS_FIRST_MONTH={spec!r}: use a month such as 2019-01") from None
 
 
 def monthly_schedule():

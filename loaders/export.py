@@ -38,7 +38,7 @@ from psycopg import sql
 from lakehouse.errors import UserError
 from lakehouse.lake import Lake, gold_key, gold_month_key, silver_key, silver_month_key
 from lakehouse.warehouse import connect
-from lakehouse.years import check_year
+from lakehouse.years import check_month, check_year
 
 CSV_BLOCK_BYTES = 8 << 20  # Arrow parses ~50 k flight rows per block
 PIPE_CHUNK = 1 << 16
@@ -227,9 +227,7 @@ def export_month(year: int, month: int, lake: Lake | None = None) -> dict:
     is removed. Returns year, month, silver, gold, months (every month written), removed,
     seconds. Raises UserError when the month has not been built.
     """
-    _check_year(year)
-    if not 1 <= int(month) <= 12:
-        raise UserError(f"--month must be between 1 and 12 (got {month})")
+    year, month = check_year(year), check_month(month)
     lake = lake or Lake.from_env()
     started = time.perf_counter()
     year_files = [k for k in (silver_key(year), gold_key(year)) if lake.exists(k)]

@@ -15,6 +15,7 @@ import pytest
 
 from lakehouse import airflow_local
 from lakehouse.airflow_support import first_bts_month, month_of_run
+from lakehouse.errors import UserError
 from lakehouse.lake import Lake, gold_key, gold_month_key, silver_key, silver_month_key
 from loaders.generate import generate_year
 from tests.test_dag import _env, airflow_home, dag_env, manifest  # noqa: F401  (fixtures)
@@ -59,7 +60,7 @@ def test_month_of_run_and_first_month():
         month_of_run({"year": 2019}, None, None)
     assert first_bts_month("2024-06") == dt.datetime(2024, 6, 1, tzinfo=utc)
     assert first_bts_month("") == dt.datetime(2019, 1, 1, tzinfo=utc)
-    with pytest.raises(ValueError, match="LAKEHOUSE_BTS_FIRST_MONTH"):
+    with pytest.raises(UserError, match="LAKEHOUSE_BTS_FIRST_MONTH"):
         first_bts_month("June")
 
 
