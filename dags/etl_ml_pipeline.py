@@ -92,8 +92,9 @@ def _dbt_group(group_id: str, select: list[str], exclude: list[str]) -> DbtTaskG
 
 
 def pipeline(monthly: bool) -> None:
-    """The tasks and their wiring, the same in both DAGs; `monthly` only changes which period
-    a run resolves (support.period_from_context) and what its export writes."""
+    """The tasks and their wiring, the same in both DAGs. `monthly` only changes how a run
+    resolves its period (support.period_from_context) and which DAG's runs it waits for; a
+    run with a month loads, builds, exports and scores that month, one without the year."""
 
     # Waits (by retrying) up to ~40 min for a run of the other DAG to end: see below.
     @task(retries=8)
