@@ -49,7 +49,7 @@ help:
 	@echo "make docs        generate the dbt docs of every model and source and serve them on DOCS_PORT (default 8081)"
 	@echo "make docs-stop   stop that server"
 	@echo "make bench-dbt   dbt benchmark vs hand-written SQL (BENCH_ROWS=7200000 by default)"
-	@echo "make airflow     Airflow UI with the etl_ml_pipeline DAG on AIRFLOW_PORT (default 8080 or a free port)"
+	@echo "make airflow     Airflow UI with the etl_ml_pipeline and bts_monthly_pipeline DAGs on AIRFLOW_PORT (default 8080 or a free port)"
 	@echo "make airflow-stop  stop it"
 	@echo "make dag-test    the DAG's tests: parse, wiring, full runs, the API"
 	@echo "make backfill FROM=2009 TO=2018   the DAG for each year, oldest first; finished years skipped unless FORCE=1"

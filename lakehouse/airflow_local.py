@@ -19,7 +19,6 @@ import secrets
 import shlex
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import time
@@ -29,6 +28,7 @@ from devtools.localdb import port_is_free
 from lakehouse.airflow_support import REPO, WAREHOUSE_CONN_ID
 
 DAG_ID = "etl_ml_pipeline"
+MONTHLY_DAG_ID = "bts_monthly_pipeline"
 DEFAULT_HOME = Path(os.environ.get("LAKEHOUSE_AIRFLOW_HOME", REPO / ".local" / "airflow"))
 ADMIN_USER = "admin"
 DEFAULT_PORT = 8080
@@ -164,7 +164,8 @@ bag = DagBag(__import__("os").environ["AIRFLOW__CORE__DAGS_FOLDER"])
 report = {"import_errors": {k: str(v) for k, v in bag.import_errors.items()},
           "dagbag_seconds": round(time.perf_counter() - started, 3),
           "file_seconds": {s.file: s.duration.total_seconds() for s in bag.dagbag_stats}}
-dag = bag.dags.get("etl_ml_pipeline")
+report["dag_ids"] = sorted(bag.dags)
+dag = bag.dags.get(__import__("os").environ.get("LAKEHOUSE_CHECK_DAG", "etl_ml_pipeline"))
 if dag is not None:
     report.update(
         schedule=dag.timetable.summary, catchup=dag.catchup, max_active_runs=dag.max_active_runs,
@@ -182,14 +183,35 @@ if dag is not None:
                            "dbt_cache_dir": (str(t.cache_dir) if getattr(t, "cache_dir", None)
                                              else None)}
                for t in dag.tasks},
-        order=[t.task_id for t in dag.topological_sort()])
+        order=[t.task_id for t in dag.topological_sort()],
+        start_date=dag.start_date.isoformat())
+    # The first runs the scheduler would create from the start date, from the DAG's own
+    # timetable, and the period each one processes.
+    from airflow.timetables.base import TimeRestriction
+    from lakehouse.airflow_support import month_of_run
+    restriction = TimeRestriction(earliest=dag.start_date, latest=None, catchup=dag.catchup)
+    runs, last = [], None
+    for _ in range(int(__import__("os").environ.get("LAKEHOUSE_CHECK_RUNS", "0"))):
+        info = dag.timetable.next_dagrun_info(last_automated_data_interval=last,
+                                              restriction=restriction)
+        if info is None:
+            break
+        last = info.data_interval
+        runs.append({"logical_date": info.logical_date.isoformat(),
+                     "interval": [last.start.isoformat(), last.end.isoformat()],
+                     "run_after": info.run_after.isoformat(),
+                     "month": list(month_of_run({}, last.start, info.run_after))})
+    report["first_runs"] = runs
 print("DAGREPORT" + json.dumps(report))
 """
 
 
-def check_dag(env: dict[str, str]) -> dict:
-    """Parse the dags folder in a fresh interpreter (as the dag-processor does) and describe it."""
-    proc = subprocess.run([sys.executable, "-c", _CHECK_SCRIPT], env=env, capture_output=True,
+def check_dag(env: dict[str, str], dag_id: str = DAG_ID, first_runs: int = 0) -> dict:
+    """Parse the dags folder in a fresh interpreter (as the dag-processor does) and describe
+    one of its DAGs (with the first `first_runs` runs its timetable schedules)."""
+    proc = subprocess.run([sys.executable, "-c", _CHECK_SCRIPT],
+                          env={**env, "LAKEHOUSE_CHECK_DAG": dag_id,
+                               "LAKEHOUSE_CHECK_RUNS": str(first_runs)}, capture_output=True,
                           text=True, cwd=str(REPO), check=False)
     for line in proc.stdout.splitlines():
         if line.startswith("DAGREPORT"):
@@ -200,20 +222,41 @@ def check_dag(env: dict[str, str]) -> dict:
 # --- one-shot runs (make demo, tests, benchmarks) ------------------------------------------
 
 def run_dag(env: dict[str, str], conf: dict | None = None, log_path: Path | None = None,
-            timeout: float | None = None) -> tuple[int, dict[str, dict]]:
-    """`airflow dags test` in a subprocess; returns its exit code and the run's task states."""
-    cmd = [airflow_bin(), "dags", "test", DAG_ID]
+            timeout: float | None = None, dag_id: str = DAG_ID,
+            logical_date: str | None = None) -> tuple[int, dict[str, dict]]:
+    """`airflow dags test` in a subprocess; returns its exit code and the run's task states.
+
+    `logical_date` (e.g. `2016-02-01`) dates the run: for the monthly DAG the run's data
+    interval is then the month before it (Airflow infers a manual run's interval as the last
+    complete one), as for the scheduler's run of that month."""
+    cmd = [airflow_bin(), "dags", "test", dag_id, *([logical_date] if logical_date else [])]
     if conf:
         cmd += ["-c", json.dumps(conf)]
     with contextlib.ExitStack() as stack:
         out = stack.enter_context(open(log_path, "w")) if log_path else subprocess.DEVNULL
         proc = subprocess.run(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, timeout=timeout,
                               cwd=str(REPO), check=False)
-    tasks = last_run_tasks(Path(env["AIRFLOW_HOME"]))
-    if log_path and tasks:
-        split_task_logs(Path(env["AIRFLOW__LOGGING__BASE_LOG_FOLDER"]),
-                        next(iter(tasks.values()))["run_id"], Path(log_path))
-    return proc.returncode, tasks
+    run_id = _logged_run_id(Path(log_path)) if log_path else None
+    run_id = run_id or newest_run_id(env, dag_id)
+    if run_id is None:
+        return proc.returncode, {}
+    remember_conf(env, run_id, conf, dag_id)
+    log_folder = Path(env["AIRFLOW__LOGGING__BASE_LOG_FOLDER"])
+    if log_path:
+        split_task_logs(log_folder, run_id, Path(log_path), dag_id)
+    return proc.returncode, run_tasks(env, run_id, dag_id)
+
+
+_RUN_CREATED = re.compile(r"creating dag run .* run_id=(\S+)")
+
+
+def _logged_run_id(log_path: Path) -> str | None:
+    """The run `airflow dags test` created, from its log: saves a CLI call (~5 s)."""
+    with open(log_path, errors="replace") as lines:
+        for line in lines:
+            if (match := _RUN_CREATED.search(line)) is not None:
+                return match.group(1)
+    return None
 
 
 # `airflow dags test` runs the tasks one after another in its own process and logs each
@@ -235,15 +278,16 @@ def _as_log_record(line: str) -> str:
 
 
 def task_log_path(log_folder: Path, run_id: str, task_id: str, attempt: int,
-                  map_index: int = -1) -> Path:
+                  map_index: int = -1, dag_id: str = DAG_ID) -> Path:
     """Where the API server looks for a task attempt's log (Airflow's default
     `log_filename_template`), so the UI's Logs tab shows it."""
     mapped = f"map_index={map_index}/" if map_index >= 0 else ""
-    return (Path(log_folder) / f"dag_id={DAG_ID}" / f"run_id={run_id}" / f"task_id={task_id}"
+    return (Path(log_folder) / f"dag_id={dag_id}" / f"run_id={run_id}" / f"task_id={task_id}"
             / f"{mapped}attempt={attempt}.log")
 
 
-def split_task_logs(log_folder: Path, run_id: str, log_path: Path) -> list[Path]:
+def split_task_logs(log_folder: Path, run_id: str, log_path: Path,
+                    dag_id: str = DAG_ID) -> list[Path]:
     """Cut the log of an `airflow dags test` run into one file per task attempt, at the path
     the UI reads: without this the Logs tab of an in-process run says "Log file not found"."""
     written: list[Path] = []
@@ -257,7 +301,8 @@ def split_task_logs(log_folder: Path, run_id: str, log_path: Path) -> list[Path]
                         out.close()
                     key = (start.group(1), int(start.group(2)))
                     attempts[key] = attempts.get(key, 0) + 1
-                    path = task_log_path(log_folder, run_id, key[0], attempts[key], key[1])
+                    path = task_log_path(log_folder, run_id, key[0], attempts[key], key[1],
+                                         dag_id)
                     path.parent.mkdir(parents=True, exist_ok=True)
                     out = open(path, "w")  # noqa: SIM115 -- closed at the next task or below
                     written.append(path)
@@ -272,21 +317,60 @@ def split_task_logs(log_folder: Path, run_id: str, log_path: Path) -> list[Path]
     return written
 
 
-def last_run_tasks(home: Path, run_id: str | None = None) -> dict[str, dict]:
-    """task_id -> {state, seconds, try_number, start, run_id} for a run (default: the newest)."""
-    db = Path(home) / "airflow.db"
-    with sqlite3.connect(db) as conn:
-        row = conn.execute("select run_id from dag_run where dag_id = ? and "
-                           "(? is null or run_id = ?) order by id desc limit 1",
-                           (DAG_ID, run_id, run_id)).fetchone()
-        if row is None:
-            return {}
-        rows = conn.execute(
-            "select task_id, state, duration, try_number, start_date from task_instance "
-            "where dag_id = ? and run_id = ?", (DAG_ID, row[0])).fetchall()
-    return {tid: {"state": state, "seconds": duration, "try_number": tries, "start": start,
-                  "run_id": row[0]}
-            for tid, state, duration, tries, start in rows}
+# --- what Airflow recorded, through its CLI (`-o json`), never its metadata tables ----------
+
+def airflow_json(env: dict[str, str], *args: str) -> list[dict]:
+    """`airflow ARGS -o json`, parsed; [] when the DAG is not in this home's metadata yet."""
+    proc = subprocess.run([airflow_bin(), *args, "-o", "json"], env=env, capture_output=True,
+                          text=True, cwd=str(REPO), check=False)
+    if proc.returncode != 0:
+        if "does not exist in 'dag' table" in proc.stderr + proc.stdout:
+            return []
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+        raise AirflowLocalError(f"`airflow {' '.join(args)}` failed: {' | '.join(tail)}")
+    # Log lines may come first; the JSON document is the last line that starts one.
+    for line in reversed(proc.stdout.splitlines()):
+        if line.startswith(("[", "{")):
+            return json.loads(line)
+    return []
+
+
+def dag_runs(env: dict[str, str], dag_id: str = DAG_ID, state: str | None = None) -> list[dict]:
+    """The DAG's runs in this home, newest first (`airflow dags list-runs`)."""
+    return airflow_json(env, "dags", "list-runs", dag_id, *(["--state", state] if state else []))
+
+
+def newest_run_id(env: dict[str, str], dag_id: str = DAG_ID) -> str | None:
+    runs = dag_runs(env, dag_id)
+    return runs[0]["run_id"] if runs else None
+
+
+def last_run_tasks(env: dict[str, str], dag_id: str = DAG_ID) -> dict[str, dict]:
+    """The task states of the DAG's newest run (see `run_tasks`), {} when it has none."""
+    run_id = newest_run_id(env, dag_id)
+    return {} if run_id is None else run_tasks(env, run_id, dag_id)
+
+
+def _seconds(start: str, end: str) -> float | None:
+    from datetime import datetime
+
+    if not start or not end:
+        return None
+    return round((datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds(), 3)
+
+
+def run_tasks(env: dict[str, str], run_id: str, dag_id: str = DAG_ID) -> dict[str, dict]:
+    """task_id -> {state, seconds, try_number, start, run_id} for one run (`airflow tasks
+    states-for-dag-run`); try_number counts the task's attempt logs."""
+    log_folder = Path(env["AIRFLOW__LOGGING__BASE_LOG_FOLDER"])
+    tasks = {}
+    for ti in airflow_json(env, "tasks", "states-for-dag-run", dag_id, run_id):
+        attempts = task_log_path(log_folder, run_id, ti["task_id"], 1, dag_id=dag_id).parent
+        tasks[ti["task_id"]] = {
+            "state": ti["state"] or None, "seconds": _seconds(ti["start_date"], ti["end_date"]),
+            "try_number": len(list(attempts.glob("attempt=*.log"))) if attempts.is_dir() else 0,
+            "start": ti["start_date"] or None, "run_id": run_id}
+    return tasks
 
 
 def served_url(home: Path) -> str | None:
@@ -297,11 +381,12 @@ def served_url(home: Path) -> str | None:
     return f"http://127.0.0.1:{parts[1]}" if len(parts) > 1 else None
 
 
-def run_via_api(home: Path, base_url: str, conf: dict, log_path: Path,
+def run_via_api(env: dict[str, str], base_url: str, conf: dict, log_path: Path,
                 timeout: float | None = None) -> tuple[int, dict[str, dict]]:
     """Trigger a run in the running Airflow through its REST API and wait for it to end."""
     import requests
 
+    home = Path(env["AIRFLOW_HOME"])
     auth = {"Authorization": f"Bearer {api_token(base_url, ADMIN_USER, admin_password(home))}"}
     dag_url = f"{base_url}/api/v2/dags/{DAG_ID}"
     if requests.get(dag_url, headers=auth, timeout=30).json().get("is_paused"):
@@ -313,6 +398,7 @@ def run_via_api(home: Path, base_url: str, conf: dict, log_path: Path,
         raise AirflowLocalError(f"the Airflow at {base_url} refused the run: {resp.status_code} "
                                 f"{resp.text[:300]}")
     run_id = resp.json()["dag_run_id"]
+    remember_conf(env, run_id, conf)
     Path(log_path).write_text(
         f"run {run_id} of {DAG_ID} ({json.dumps(conf)}) ran in the Airflow at {base_url} "
         f"(make airflow): each task's log is in the UI's Logs tab and under {home / 'logs'}\n")
@@ -329,7 +415,7 @@ def run_via_api(home: Path, base_url: str, conf: dict, log_path: Path,
                 raise AirflowLocalError(f"the Airflow at {base_url} stopped while run {run_id} "
                                         "was in flight: start it again (make airflow)") from None
             continue  # an API server busy with the run it serves answers late: ask again
-    return (0 if state == "success" else 1), last_run_tasks(home, run_id)
+    return (0 if state == "success" else 1), run_tasks(env, run_id)
 
 
 def run_year(env: dict[str, str], year: int, log_path: Path,
@@ -342,7 +428,7 @@ def run_year(env: dict[str, str], year: int, log_path: Path,
     home = Path(env["AIRFLOW_HOME"])
     conf = {"year": year} if month is None else {"year": year, "month": month}
     if (url := served_url(home)) is not None:
-        return run_via_api(home, url, conf, log_path)
+        return run_via_api(env, url, conf, log_path)
     return run_dag(env, conf, log_path)
 
 
@@ -376,10 +462,10 @@ def demo(year: int, home: Path = DEFAULT_HOME) -> int:
 Period = int | tuple[int, int]  # a year, or (year, month) for a BTS month
 
 
-def _period_of_run(conf: str | None, logical_date: str | None) -> Period | None:
+def _period_of_run(conf: str | dict | None, logical_date: str | None) -> Period | None:
     """What a recorded run processed: its `year` (and `month`) conf, else the year before its
     date."""
-    params = (json.loads(conf) if conf else {}) or {}
+    params = (json.loads(conf) if isinstance(conf, str) and conf else conf) or {}
     if params.get("year") not in (None, ""):
         if params.get("month") not in (None, ""):
             return int(params["year"]), int(params["month"])
@@ -391,52 +477,74 @@ def period_label(period: Period) -> str:
     return str(period) if isinstance(period, int) else f"{period[0]}-{period[1]:02d}"
 
 
-def succeeded_runs(home: Path) -> dict[Period, str]:
+def _conf_cache(env: dict[str, str]) -> tuple[Path, dict]:
+    path = Path(env["AIRFLOW_HOME"]) / "run_conf.json"
+    try:
+        return path, json.loads(path.read_text())
+    except (FileNotFoundError, ValueError):
+        return path, {}
+
+
+def remember_conf(env: dict[str, str], run_id: str, conf: dict | None,
+                  dag_id: str = DAG_ID) -> None:
+    path, cache = _conf_cache(env)
+    cache[f"{dag_id}/{run_id}"] = conf or {}
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(cache))
+    os.replace(tmp, path)  # atomic: a killed backfill leaves the previous file
+
+
+def run_conf(env: dict[str, str], run_id: str, dag_id: str = DAG_ID) -> dict:
+    """A run's conf (`airflow dags state DAG RUN_ID` prints `state, {conf}`), remembered in
+    the home's `run_conf.json`: a run's conf never changes, and each CLI call costs seconds
+    (the runs this module starts are remembered as they start)."""
+    _, cache = _conf_cache(env)
+    if (key := f"{dag_id}/{run_id}") in cache:
+        return cache[key]
+    proc = subprocess.run([airflow_bin(), "dags", "state", dag_id, run_id], env=env,
+                          capture_output=True, text=True, cwd=str(REPO), check=False)
+    last = proc.stdout.strip().splitlines()[-1:] or [""]
+    _, _, text = last[0].partition(", ")
+    conf = json.loads(text) if text.startswith("{") else {}
+    if proc.returncode == 0:
+        remember_conf(env, run_id, conf, dag_id)
+    return conf
+
+
+def succeeded_runs(env: dict[str, str]) -> dict[Period, str]:
     """year (or (year, month)) -> run_id of the newest succeeded run of the DAG in this
-    Airflow home."""
-    db = Path(home) / "airflow.db"
-    if not db.is_file():
-        return {}
-    with sqlite3.connect(db) as conn:
-        rows = conn.execute("select run_id, conf, logical_date from dag_run where dag_id = ? "
-                            "and state = 'success' order by id", (DAG_ID,)).fetchall()
-    done = {}
-    for run_id, conf, logical_date in rows:
-        if (period := _period_of_run(conf, logical_date)) is not None:
-            done[period] = run_id
+    Airflow home (`airflow dags list-runs --state success`)."""
+    done: dict[Period, str] = {}
+    for run in reversed(dag_runs(env, state="success")):  # oldest first: the newest wins
+        conf = run_conf(env, run["run_id"])
+        if (period := _period_of_run(conf, run["logical_date"])) is not None:
+            done[period] = run["run_id"]
     return done
+
+
+def _finished(query: str) -> set[tuple]:
+    """The rows of a query on the warehouse's record of finished work ({} before it exists)."""
+    import psycopg
+
+    from lakehouse.warehouse import connect
+
+    with connect(part="reader") as conn:
+        try:
+            return {tuple(r) for r in conn.execute(query).fetchall()}
+        except (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedColumn):
+            return set()
 
 
 def scored_years() -> set[int]:
     """Years with a succeeded scoring run in the warehouse (ml.model_runs)."""
-    import psycopg
-
-    from lakehouse.warehouse import connect
-
-    with connect(part="reader") as conn:
-        try:
-            rows = conn.execute("select distinct year from ml.model_runs "
-                                "where status = 'succeeded'").fetchall()
-        except psycopg.errors.UndefinedTable:
-            return set()
-    return {r[0] for r in rows}
+    return {y for (y,) in _finished("select distinct year from ml.model_runs "
+                                    "where status = 'succeeded'")}
 
 
 def loaded_months() -> set[tuple[int, int]]:
     """BTS months with a succeeded load in the warehouse (staging.load_audit)."""
-    import psycopg
-
-    from lakehouse.warehouse import connect
-
-    with connect(part="reader") as conn:
-        try:
-            rows = conn.execute("select distinct year, month from staging.load_audit "
-                                "where status = 'succeeded' and month is not null").fetchall()
-        except psycopg.errors.UndefinedTable:
-            return set()
-        except psycopg.errors.UndefinedColumn:
-            return set()
-    return {(y, m) for y, m in rows}
+    return _finished("select distinct year, month from staging.load_audit "
+                     "where status = 'succeeded' and month is not null")
 
 
 def bronze_years(candidates: list[int]) -> list[int]:
@@ -480,7 +588,7 @@ def backfill(years: list[Period], force: bool = False, home: Path = DEFAULT_HOME
     prepare_home(env)
     home = Path(env["AIRFLOW_HOME"])
     log_folder = Path(env["AIRFLOW__LOGGING__BASE_LOG_FOLDER"])
-    done = succeeded_runs(home)
+    done = succeeded_runs(env)
     scored = scored_years()
     months_loaded = loaded_months() if any(not isinstance(p, int) for p in years) else set()
     results = []

@@ -1,6 +1,7 @@
-"""What the `etl_ml_pipeline` DAG needs besides the functions it wires: the year a run
-processes, the warehouse settings (Airflow connection or PG* variables), the Cosmos configs,
-a run-scoped scratch folder and its cleanup, and the summary `make demo` prints.
+"""What the DAGs (`etl_ml_pipeline`, `bts_monthly_pipeline`) need besides the functions
+they wire: the year or month a run processes and their schedules, the warehouse settings
+(Airflow connection or PG* variables), the Cosmos configs, a run-scoped scratch folder and
+its cleanup, and the summary `make demo` prints.
 
 Kept free of heavy imports: the DAG file imports this module at parse time.
 """
@@ -247,6 +248,68 @@ def month_from_context(context: Mapping[str, Any]) -> int | None:
     return None if month in (None, "") else int(month)
 
 
+DEFAULT_FIRST_MONTH = "2019-01"  # the first month after the Kaggle files
+
+
+def first_bts_month(spec: str | None = None) -> datetime:
+    """The first month of the monthly schedule (its `start_date`): `LAKEHOUSE_BTS_FIRST_MONTH`,
+    such as `2019-01` (the default) or `2024-06` for a lake that starts there."""
+    from datetime import UTC
+
+    spec = (spec if spec is not None else os.environ.get("LAKEHOUSE_BTS_FIRST_MONTH")) \
+        or DEFAULT_FIRST_MONTH
+    from lakehouse.errors import UserError
+    from lakehouse.years import check_month, check_year
+
+    year, _, month = spec.strip().partition("-")
+    try:
+        return datetime(check_year(year), check_month(month), 1, tzinfo=UTC)
+    except UserError:
+        raise UserError(f"LAKEHOUSE_BTS_FIRST_MONTH={spec!r}: use a month such as 2019-01") from None
+
+
+def monthly_schedule():
+    """One run per calendar month, its data interval that month: the run of the interval
+    [2019-01-01, 2019-02-01) has logical date 2019-01-01, starts once the month is over, and
+    processes 2019-01 (`month_of_run`).
+
+    A cron string would give Airflow 3's default `CronTriggerTimetable`, whose runs are points
+    in time with no interval: the month would have to be guessed back from the trigger date.
+    """
+    # The core class, for the same reason as yearly_schedule's EventsTimetable.
+    from airflow.timetables.interval import CronDataIntervalTimetable
+
+    return CronDataIntervalTimetable("0 0 1 * *", timezone="UTC")
+
+
+def month_of_run(params: Mapping[str, Any] | None, data_interval_start: datetime | None,
+                 run_after: datetime | None) -> tuple[int, int]:
+    """(year, month) a run of the monthly DAG processes: its `year` and `month` params when
+    given (re-running one month by hand), else the month its data interval starts in. A run
+    without an interval (triggered with no logical date) takes the month before it runs."""
+    params = params or {}
+    year, month = params.get("year"), params.get("month")
+    if (year in (None, "")) != (month in (None, "")):
+        raise ValueError("give both `year` and `month` (e.g. {\"year\": 2019, \"month\": 1}), "
+                         "or neither for the month of the run's data interval")
+    if year not in (None, ""):
+        return int(year), int(month)
+    if data_interval_start is not None:
+        return data_interval_start.year, data_interval_start.month
+    if run_after is None:
+        raise ValueError("the run has neither `year`/`month` params nor a data interval")
+    return (run_after.year, run_after.month - 1) if run_after.month > 1 else (run_after.year - 1, 12)
+
+
+def period_from_context(context: Mapping[str, Any], monthly: bool) -> tuple[int, int | None]:
+    """(year, month or None) a run processes: see `resolve_year` (the yearly DAG, whose
+    `month` param picks a BTS month) and `month_of_run` (the monthly DAG)."""
+    if not monthly:
+        return year_from_context(context), month_from_context(context)
+    return month_of_run(context.get("params"), context.get("data_interval_start"),
+                        getattr(context.get("dag_run"), "run_after", None))
+
+
 def scratch_dir(run_id: str) -> Path:
     """A folder private to one DAG run for the temporary files its tasks write."""
     base = Path(os.environ.get("LAKEHOUSE_SCRATCH_DIR") or Path(tempfile.gettempdir()) / "lakehouse-airflow")
@@ -272,14 +335,23 @@ def task_environment(context: Mapping[str, Any]) -> Iterator[Path]:
         tempfile.tempdir = previous
 
 
-def cleanup_run(run_id: str, year: int | None, lake=None) -> dict[str, Any]:
-    """Remove the run's scratch folder and half-written lake objects of its year.
+def cleanup_run(run_id: str, year: int | None, lake=None, month: int | None = None) -> dict[str, Any]:
+    """Remove the run's scratch folder and half-written lake objects of its year (and month).
 
     A local lake publishes by writing `.{name}.XXXX` beside the target and renaming it; a
-    killed process leaves that temp file behind. Runs of the DAG never overlap
-    (max_active_runs=1), so no writer of this year is alive when this runs.
+    killed process leaves that temp file behind. Runs never overlap (max_active_runs=1, and
+    each DAG's check_bronze waits for the other's run), so no writer of this year is alive
+    when this runs.
     """
-    from lakehouse.lake import Lake, bronze_key, gold_key, silver_key
+    from lakehouse.lake import (
+        Lake,
+        bronze_key,
+        bts_bronze_key,
+        gold_key,
+        gold_month_key,
+        silver_key,
+        silver_month_key,
+    )
 
     removed: list[str] = []
     scratch = scratch_dir(run_id)
@@ -288,7 +360,11 @@ def cleanup_run(run_id: str, year: int | None, lake=None) -> dict[str, Any]:
         removed.append(str(scratch))
     lake = lake or Lake.from_env()
     if year is not None and not lake.is_s3:
-        for key in (bronze_key(year), silver_key(year), gold_key(year)):
+        keys = [bronze_key(year), silver_key(year), gold_key(year)]
+        if month is not None:
+            keys += [bts_bronze_key(year, month), silver_month_key(year, month),
+                     gold_month_key(year, month)]
+        for key in keys:
             target = Path(lake.url) / key
             if target.parent.is_dir():
                 for leftover in target.parent.glob(f".{target.name}.*"):

@@ -55,6 +55,17 @@ def gold_key(year: int) -> str:
     return f"03_gold/agg_dep_delay_by_date/year/{year}/{year}_03_gold.parquet"
 
 
+def silver_month_key(year: int, month: int) -> str:
+    """One month of a year exported on its own (a BTS month run), beside where the year's file
+    would be: a year's Parquet is either its year file or its month files (loaders/export.py)."""
+    return f"02_silver/year/{year}/month/{month:02d}/{year}_{month:02d}_02_silver.parquet"
+
+
+def gold_month_key(year: int, month: int) -> str:
+    return (f"03_gold/agg_dep_delay_by_date/year/{year}/month/{month:02d}/"
+            f"{year}_{month:02d}_03_gold.parquet")
+
+
 # A streamed S3 upload holds the parts read ahead plus those in flight in memory: the part
 # size times these counts bounds it, whatever the object's size.
 STREAM_TRANSFER = {"multipart_threshold": 8 << 20, "multipart_chunksize": 8 << 20,

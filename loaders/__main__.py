@@ -47,6 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     exp = sub.add_parser("export", help="write the year's silver and gold as Parquet to the lake")
     exp.add_argument("--year", type=int, required=True)
+    exp.add_argument("--month", type=int,
+                     help="only this month of the year (02_silver/year/Y/month/MM/...; docs/bts.md)")
     exp.add_argument("--json", action="store_true", help="print a JSON summary")
     return parser
 

@@ -1,7 +1,15 @@
-"""Silver and gold → Parquet in the lake (`python -m loaders export --year Y`).
+"""Silver and gold → Parquet in the lake (`python -m loaders export --year Y [--month M]`).
 
 Writes `02_silver/year/{Y}/{Y}_02_silver.parquet` (silver.flights) and
-`03_gold/agg_dep_delay_by_date/year/{Y}/{Y}_03_gold.parquet` for one year, local or S3.
+`03_gold/agg_dep_delay_by_date/year/{Y}/{Y}_03_gold.parquet` for one year, local or S3; with
+a month, `02_silver/year/{Y}/month/{MM}/{Y}_{MM}_02_silver.parquet` and the gold file beside
+it the same way, holding the flights (and airport-days) whose `fl_date` is in that month.
+
+A year's Parquet is either its year file or its month files, never both, so a reader of
+`year/{Y}/` counts every flight once: a year export removes the year's month files after it
+publishes the year file, and the first month export of a year whose year file is in the lake
+writes every month the warehouse holds for the year and then removes the year file (later
+month exports write their month only).
 
 Rows stream: PostgreSQL's `COPY (select ...) TO STDOUT (format csv)` feeds a pipe that Arrow's
 streaming CSV reader parses in blocks, and each block goes straight into a ParquetWriter, so
@@ -12,10 +20,13 @@ snapshot and published only when complete (`Lake.open_write`); a re-export overw
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
 import json
 import os
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import psycopg
@@ -25,9 +36,9 @@ import pyarrow.parquet as pq
 from psycopg import sql
 
 from lakehouse.errors import UserError
-from lakehouse.lake import Lake, gold_key, silver_key
+from lakehouse.lake import Lake, gold_key, gold_month_key, silver_key, silver_month_key
 from lakehouse.warehouse import connect
-from lakehouse.years import check_year
+from lakehouse.years import check_month, check_year
 
 CSV_BLOCK_BYTES = 8 << 20  # Arrow parses ~50 k flight rows per block
 PIPE_CHUNK = 1 << 16
@@ -81,30 +92,41 @@ def _arrow_schema(conn: psycopg.Connection, table: Table) -> pa.Schema:
     return pa.schema(fields)
 
 
-def _has_year(conn: psycopg.Connection, table: Table, year: int) -> bool:
+def _period_filter(year: int, month: int | None) -> sql.Composed:
+    """The rows of the year, or of its month by `fl_date` (silver and gold both have it, and a
+    flight's day is what a month means in both formats). COPY takes no bind parameters: the
+    values are ints rendered as quoted literals."""
+    where = sql.SQL("year = {}").format(sql.Literal(year))
+    if month is None:
+        return where
+    first = dt.date(year, month, 1)
+    after = dt.date(year + month // 12, month % 12 + 1, 1)
+    return where + sql.SQL(" and fl_date >= {} and fl_date < {}").format(
+        sql.Literal(first), sql.Literal(after))
+
+
+def _has_rows(conn: psycopg.Connection, table: Table, where: sql.Composed) -> bool:
     # exists, not count(*): counting a 7.2 M-row year scans it all (~0.7 s) to learn "not 0"
-    query = sql.SQL("select exists (select from {} where year = %s)").format(
-        sql.Identifier(table.schema, table.name))
-    return conn.execute(query, (year,)).fetchone()[0]
+    query = sql.SQL("select exists (select from {} where {})").format(
+        sql.Identifier(table.schema, table.name), where)
+    return conn.execute(query).fetchone()[0]
 
 
-def _copy_query(table: Table, schema: pa.Schema, year: int) -> sql.Composed:
-    # COPY takes no bind parameters; the year is an int rendered as a quoted literal.
-    query = sql.SQL("copy (select {cols} from {table} where year = {year}{order}) "
-                    "to stdout (format csv)").format(
+def _copy_query(table: Table, schema: pa.Schema, where: sql.Composed) -> sql.Composed:
+    return sql.SQL("copy (select {cols} from {table} where {where}{order}) "
+                   "to stdout (format csv)").format(
         cols=sql.SQL(", ").join(sql.Identifier(f.name) for f in schema),
         table=sql.Identifier(table.schema, table.name),
-        year=sql.Literal(year),
+        where=where,
         order=(sql.SQL(" order by ") + sql.SQL(", ").join(map(sql.Identifier, table.order_by))
                if table.order_by else sql.SQL("")),
     )
-    return query
 
 
-def _stream_to_parquet(conn: psycopg.Connection, table: Table, year: int, lake: Lake,
+def _stream_to_parquet(conn: psycopg.Connection, table: Table, where: sql.Composed, lake: Lake,
                        key: str) -> dict:
     schema = _arrow_schema(conn, table)
-    query = _copy_query(table, schema, year)
+    query = _copy_query(table, schema, where)
     read_fd, write_fd = os.pipe()
     failure: list[BaseException] = []
 
@@ -146,40 +168,105 @@ def _stream_to_parquet(conn: psycopg.Connection, table: Table, year: int, lake: 
             "columns": len(schema)}
 
 
-def export_year(year: int, lake: Lake | None = None) -> dict:
-    """Write the year's silver.flights and gold.agg_dep_delay_by_date as Parquet to the lake.
+@contextlib.contextmanager
+def _snapshot() -> Iterator[psycopg.Connection]:
+    """One read-only REPEATABLE READ snapshot, so silver and gold describe the same build."""
+    with connect(part="transform") as conn:
+        conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+        conn.read_only = True
+        yield conn
+        conn.rollback()
 
-    Returns year, silver {uri, rows, bytes, columns}, gold {...}, seconds. Raises UserError
-    when the year has not been built.
+
+def _require_rows(conn: psycopg.Connection, year: int, month: int | None) -> None:
+    what = f"year {year}" if month is None else f"{year}-{month:02d}"
+    how = (f"`python -m loaders load --year {year}` then `dbt build --project-dir dbt_project "
+           f"--vars '{{year: {year}}}'`") if month is None else (
+        f"`python -m loaders load --year {year} --month {month}` then `dbt build --project-dir "
+        f"dbt_project --vars '{{year: {year}, month: {month}}}'`")
+    for table in (SILVER, GOLD):
+        _arrow_schema(conn, table)
+        if not _has_rows(conn, table, _period_filter(year, month)):
+            raise UserError(f"{table.schema}.{table.name} has no rows for {what}: load and "
+                            f"build it first ({how})")
+
+
+def _export(conn: psycopg.Connection, year: int, month: int | None, lake: Lake) -> dict:
+    where = _period_filter(year, month)
+    keys = ((silver_key(year), gold_key(year)) if month is None
+            else (silver_month_key(year, month), gold_month_key(year, month)))
+    return {"silver": _stream_to_parquet(conn, SILVER, where, lake, keys[0]),
+            "gold": _stream_to_parquet(conn, GOLD, where, lake, keys[1])}
+
+
+def export_year(year: int, lake: Lake | None = None) -> dict:
+    """Write the year's silver.flights and gold.agg_dep_delay_by_date as Parquet to the lake,
+    then remove the year's month files (the year file holds them).
+
+    Returns year, silver {uri, rows, bytes, columns}, gold {...}, removed [uri], seconds.
+    Raises UserError when the year has not been built.
     """
     check_year(year)
     lake = lake or Lake.from_env()
     started = time.perf_counter()
-    with connect(part="transform") as conn:
-        # One snapshot for both files, so silver and gold describe the same build.
-        conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
-        conn.read_only = True
-        for table in (SILVER, GOLD):
-            _arrow_schema(conn, table)
-            if not _has_year(conn, table, year):
-                raise UserError(
-                    f"{table.schema}.{table.name} has no rows for year {year}: load and build it "
-                    f"first (`python -m loaders load --year {year}` then `dbt build --project-dir "
-                    f"dbt_project --vars '{{year: {year}}}'`)")
-        silver = _stream_to_parquet(conn, SILVER, year, lake, silver_key(year))
-        gold = _stream_to_parquet(conn, GOLD, year, lake, gold_key(year))
-        conn.rollback()
-    return {"year": year, "silver": silver, "gold": gold,
+    with _snapshot() as conn:
+        _require_rows(conn, year, None)
+        result = _export(conn, year, None, lake)
+    removed = _remove(lake, [k for m in range(1, 13)
+                             for k in (silver_month_key(year, m), gold_month_key(year, m))])
+    return {"year": year, **result, "removed": removed,
             "seconds": round(time.perf_counter() - started, 3)}
 
 
+def export_month(year: int, month: int, lake: Lake | None = None) -> dict:
+    """Write one month of the year (the flights and airport-days whose `fl_date` is in it) as
+    Parquet to the lake, leaving the year's other months alone.
+
+    When the lake holds the year's file (a year exported whole before), that file is replaced
+    by month files: every month of the year in the warehouse is written, then the year file
+    is removed. Returns year, month, silver, gold, months (every month written), removed,
+    seconds. Raises UserError when the month has not been built.
+    """
+    year, month = check_year(year), check_month(month)
+    lake = lake or Lake.from_env()
+    started = time.perf_counter()
+    year_files = [k for k in (silver_key(year), gold_key(year)) if lake.exists(k)]
+    with _snapshot() as conn:
+        _require_rows(conn, year, month)
+        months = [month]
+        if year_files:
+            months = [m for (m,) in conn.execute(
+                "select distinct extract(month from fl_date)::int from silver.flights "
+                "where year = %s order by 1", (year,))]
+        written = {m: _export(conn, year, m, lake) for m in months}
+    removed = _remove(lake, year_files)
+    return {"year": year, "month": month, **written[month], "months": months,
+            "removed": removed, "seconds": round(time.perf_counter() - started, 3)}
+
+
+def _remove(lake: Lake, keys: list[str]) -> list[str]:
+    removed = []
+    for key in keys:
+        if lake.exists(key):
+            lake.delete(key)
+            removed.append(lake.uri(key))
+    return removed
+
+
 def cli_export(args) -> int:
-    result = export_year(args.year)
+    month = getattr(args, "month", None)
+    result = export_year(args.year) if month is None else export_month(args.year, month)
     if args.json:
         print(json.dumps(result))
     else:
         for part in ("silver", "gold"):
             info = result[part]
             print(f"wrote {info['uri']}: {info['rows']:,} rows, {info['bytes']:,} bytes")
-        print(f"exported {args.year} in {result['seconds']} s")
+        if len(result.get("months", [])) > 1:
+            print(f"the lake held the year's file: wrote every month the warehouse holds "
+                  f"({', '.join(f'{m:02d}' for m in result['months'])}) instead")
+        for uri in result["removed"]:
+            print(f"removed {uri}")
+        what = str(args.year) if month is None else f"{args.year}-{month:02d}"
+        print(f"exported {what} in {result['seconds']} s")
     return 0

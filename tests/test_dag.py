@@ -429,27 +429,33 @@ def test_postgres_restart_mid_run_costs_a_retry_not_the_run(airflow_home, manife
         stopped = False
         try:
             deadline = time.time() + 600
-            while time.time() < deadline and proc.poll() is None:
-                states = {t: i["state"] for t, i in airflow_local.last_run_tasks(airflow_home).items()}
-                if states.get(victim) == "running" and not stopped:
+            # The victim's start is read from the run's own log (`airflow dags test` prints
+            # it as the task starts); then the task states through Airflow's CLI, which
+            # takes seconds per call, until the attempt on the stopped server has failed.
+            while time.time() < deadline and proc.poll() is None and not stopped:
+                if f"starting task_id={victim} " in log.read_text(errors="replace"):
                     localdb.stop(base)
                     stopped = True
-                elif stopped and "up_for_retry" in states.values() and not localdb.is_running(cluster):
-                    localdb.start(base)  # once an attempt has failed on the stopped server
                 time.sleep(0.2)
+            while time.time() < deadline and proc.poll() is None and stopped \
+                    and not localdb.is_running(cluster):
+                states = {t: i["state"] for t, i in airflow_local.last_run_tasks(env).items()}
+                if "up_for_retry" in states.values():
+                    localdb.start(base)  # once an attempt has failed on the stopped server
             code = proc.wait(timeout=600)
         finally:
             if proc.poll() is None:
                 proc.kill()
             if not localdb.is_running(cluster):
                 localdb.start(base)
-        tasks = airflow_local.last_run_tasks(airflow_home)
+        # each attempt gets its own file where the UI reads it (run_dag does this after a run),
+        # and the attempts counted from them
+        airflow_local.split_task_logs(airflow_home / "logs", airflow_local.newest_run_id(env), log)
+        tasks = airflow_local.last_run_tasks(env)
         assert stopped, f"{victim} was never seen running"
         _assert_all_succeeded(code, tasks, log)
         retried = {t: i for t, i in tasks.items() if i["try_number"] > 1}
         assert retried, "no task needed a retry: the restart was not seen"
-        # each attempt gets its own file where the UI reads it (run_dag does this after a run)
-        airflow_local.split_task_logs(airflow_home / "logs", tasks[victim]["run_id"], log)
         for task_id, info in retried.items():
             first_try = airflow_local.task_log_path(airflow_home / "logs", info["run_id"],
                                                     task_id, 1).read_text()

@@ -4,16 +4,18 @@ S3 (moto's server over HTTP), checked against the warehouse tables."""
 from __future__ import annotations
 
 import io
+import json
 import subprocess
 import sys
 
 import boto3
+import psycopg
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from lakehouse.lake import Lake, gold_key, silver_key
-from loaders.export import export_year
+from lakehouse.lake import Lake, gold_key, gold_month_key, silver_key, silver_month_key
+from loaders.export import export_month, export_year
 from loaders.generate import generate_year
 from loaders.load import load_year
 from tests.test_dbt import dbt, make_dbt_dir
@@ -105,3 +107,83 @@ def test_export_of_a_year_that_was_not_built_is_a_one_line_error(pg_env, pg_conn
     assert missing.stderr.count("\n") == 1
     assert "has no rows for year 2016" in missing.stderr
     assert not (lake / silver_key(2016)).exists() and not (lake / "02_silver").exists()
+
+
+def _month_rows(pg_conn, table: str, year: int, month: int) -> int:
+    schema, name = table.split(".")
+    return pg_conn.execute(
+        psycopg.sql.SQL("select count(*) from {} where year = %s and "
+                        "extract(month from fl_date) = %s").format(
+            psycopg.sql.Identifier(schema, name)), (year, month)).fetchone()[0]
+
+
+def test_export_of_a_month_writes_only_its_month_and_never_both_layouts(
+        pg_env, pg_conn, lake, dbt_dir):
+    build_year(dbt_dir, 2018, 6_000)
+    march = export_month(2018, 3)
+    silver = pq.read_table(lake / silver_month_key(2018, 3))
+    gold = pq.read_table(lake / gold_month_key(2018, 3))
+    assert march["months"] == [3] and march["removed"] == []
+    assert march["silver"]["rows"] == silver.num_rows == _month_rows(pg_conn, "silver.flights", 2018, 3)
+    assert march["gold"]["rows"] == gold.num_rows == _month_rows(
+        pg_conn, "gold.agg_dep_delay_by_date", 2018, 3)
+    assert 0 < silver.num_rows < 6_000
+    assert {d.month for d in silver["fl_date"].to_pylist()} == {3}
+    assert {d.month for d in gold["fl_date"].to_pylist()} == {3}
+    assert not (lake / silver_key(2018)).exists() and not (lake / silver_month_key(2018, 4)).exists()
+
+    # Idempotent: a re-export replaces the month's file, the other months are left alone.
+    export_month(2018, 4)
+    before = (lake / silver_month_key(2018, 4)).read_bytes()
+    pg_conn.execute("delete from silver.flights where year = 2018 and extract(month from fl_date) = 3 "
+                    "and origin <> 'ATL'")
+    again = export_month(2018, 3)
+    assert 0 < again["silver"]["rows"] < silver.num_rows
+    assert pq.read_table(lake / silver_month_key(2018, 3)).num_rows == again["silver"]["rows"]
+    assert (lake / silver_month_key(2018, 4)).read_bytes() == before
+    assert sorted(p.name for p in (lake / silver_month_key(2018, 3)).parent.iterdir()) == [
+        "2018_03_02_silver.parquet"]  # no temp file left beside it
+
+    # The year export writes the year file and removes the month files it now holds...
+    year = export_year(2018)
+    assert sorted(year["removed"]) == sorted(
+        str(lake / k) for k in (silver_month_key(2018, 3), gold_month_key(2018, 3),
+                                silver_month_key(2018, 4), gold_month_key(2018, 4)))
+    assert not (lake / silver_month_key(2018, 3)).exists()
+    total = pq.read_table(lake / silver_key(2018)).num_rows
+    # ...and a month export of a year whose year file is in the lake writes every month the
+    # warehouse holds, then removes the year file: the months add up to the year.
+    switched = export_month(2018, 5)
+    assert switched["months"] == list(range(1, 13))
+    assert not (lake / silver_key(2018)).exists() and not (lake / gold_key(2018)).exists()
+    assert sum(pq.read_table(lake / silver_month_key(2018, m)).num_rows
+               for m in range(1, 13)) == total
+    assert sum(pq.read_table(lake / gold_month_key(2018, m)).num_rows for m in range(1, 13)) \
+        == pg_conn.execute("select count(*) from gold.agg_dep_delay_by_date").fetchone()[0]
+
+
+def test_export_of_a_month_to_s3_and_from_the_cli(pg_env, pg_conn, s3_lake, dbt_dir):
+    build_year(dbt_dir, 2017, 2_000)
+    proc = subprocess.run([sys.executable, "-m", "loaders", "export", "--year", "2017",
+                           "--month", "2", "--json"], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    lake = Lake(s3_lake)
+    assert result["silver"]["uri"] == lake.uri(silver_month_key(2017, 2))
+    assert read_parquet(lake, silver_month_key(2017, 2)).num_rows == _month_rows(
+        pg_conn, "silver.flights", 2017, 2) == result["silver"]["rows"] > 0
+    assert read_parquet(lake, gold_month_key(2017, 2)).num_rows == result["gold"]["rows"]
+    bucket = s3_lake[len("s3://"):].split("/")[0]
+    keys = {o["Key"] for o in boto3.client("s3").list_objects_v2(Bucket=bucket)["Contents"]}
+    assert {k for k in keys if "_02_silver" in k or "_03_gold" in k} == {
+        f"lake/{silver_month_key(2017, 2)}", f"lake/{gold_month_key(2017, 2)}"}
+
+    missing = subprocess.run([sys.executable, "-m", "loaders", "export", "--year", "2017",
+                              "--month", "13"], capture_output=True, text=True, check=False)
+    assert missing.returncode == 2 and "--month 13 is not a month" in missing.stderr
+    pg_conn.execute("delete from silver.flights where extract(month from fl_date) = 6")
+    empty = subprocess.run([sys.executable, "-m", "loaders", "export", "--year", "2017",
+                            "--month", "6"], capture_output=True, text=True, check=False)
+    assert empty.returncode == 2 and empty.stderr.count("\n") == 1
+    assert "silver.flights has no rows for 2017-06" in empty.stderr
+    assert "--month 6" in empty.stderr
