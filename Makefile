@@ -91,7 +91,7 @@ demo: venv dbt-parse
 	@$(WITH_DB) set -e; \
 	year=$$($(PY) -m loaders demo-year --year $(YEAR)); \
 	$(PY) -m loaders generate --year $$year --rows $(ROWS) --seed $(SEED) $(AIRPORTS_ARG); \
-	$(PY) -m lakehouse.airflow_local demo --year $$year
+	$(PY) -m devtools.airflow_local demo --year $$year
 
 test: venv
 	$(PY) -m pytest
@@ -176,10 +176,10 @@ superset-stop:
 AIRFLOW_PORT ?=
 
 airflow: venv dbt-parse
-	@$(WITH_DB) $(PY) -m lakehouse.airflow_local serve $(if $(AIRFLOW_PORT),--port $(AIRFLOW_PORT))
+	@$(WITH_DB) $(PY) -m devtools.airflow_local serve $(if $(AIRFLOW_PORT),--port $(AIRFLOW_PORT))
 
 airflow-stop: venv
-	@$(PY) -m lakehouse.airflow_local stop
+	@$(PY) -m devtools.airflow_local stop
 
 dag-test: venv
 	$(PY) -m pytest tests/test_dag.py tests/test_airflow_api.py
@@ -191,7 +191,7 @@ FROM ?=
 TO ?=
 FORCE ?=
 backfill: venv dbt-parse
-	@$(WITH_DB) $(PY) -m lakehouse.airflow_local backfill $(if $(FROM),--from $(FROM)) \
+	@$(WITH_DB) $(PY) -m devtools.airflow_local backfill $(if $(FROM),--from $(FROM)) \
 	  $(if $(TO),--to $(TO)) $(if $(filter 1 yes true,$(FORCE)),--force)
 
 # Generated years are cached in BENCH_DIR (default .local/bench-decade); BENCH_YEARS (default
@@ -244,7 +244,7 @@ ml-evaluate: venv dbt-parse real-data
 	$(PY) -m loaders generate --year 2016 --rows $(EVAL_ROWS) --seed 11; \
 	$(PY) -m loaders generate --year 2017 --rows $(EVAL_ROWS) --seed 11; \
 	$(PY) -m loaders generate --year 2018 --rows $(EVAL_ROWS) --seed 11 --no-disruptions; \
-	$(PY) -m lakehouse.airflow_local backfill --from 2016 --to 2018 --force; \
+	$(PY) -m devtools.airflow_local backfill --from 2016 --to 2018 --force; \
 	$(PY) -m ml evaluate --labelled 2017 --clean 2018 --markdown docs/ml_evaluation.md
 
 ml-tune: venv real-data

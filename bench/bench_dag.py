@@ -39,7 +39,8 @@ sys.path.insert(0, str(REPO))
 from bench_load import loadavg, psql_copy_cmd  # the loader bench's copy floor
 from scratch import scratch_database, scratch_dir
 
-from lakehouse import airflow_local, warehouse
+from devtools import airflow_local
+from lakehouse import warehouse
 from lakehouse.lake import Lake, bronze_key
 
 YEAR = 2018

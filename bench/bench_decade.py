@@ -6,7 +6,7 @@
 1. generates each year into DIR/lake/01_bronze (DIR defaults to .local/bench-decade; a year
    already there is reused, so generation is paid once);
 2. backfills the years oldest first in a fresh database on the server the PG* variables
-   point at (`make bench-decade` starts the local one) with `lakehouse.airflow_local.backfill`
+   point at (`make bench-decade` starts the local one) with `devtools.airflow_local.backfill`
    (the code of `make backfill`: one `airflow dags test` per year), sampling the RSS of every
    process of the run (the DAG runs, dbt, joblib workers, the PostgreSQL backends) twice a second;
 3. prints per-year wall time and the ratio last year / first year (goal <= 1.2: a year's
@@ -42,7 +42,8 @@ sys.path.insert(0, str(REPO))
 from bench_load import loadavg
 from scratch import scratch_database, scratch_dir
 
-from lakehouse import airflow_local, warehouse
+from devtools import airflow_local
+from lakehouse import warehouse
 from lakehouse.lake import Lake, bronze_key
 
 # Disk per generated row, measured on ten 6.5 M-row years (docs/airflow.md): the lake = bronze

@@ -30,6 +30,7 @@ from cosmos import (
 )
 
 from lakehouse import airflow_support as support
+from lakehouse.years import FIRST_YEAR, LAST_YEAR
 
 MONTHLY_DOC = """bts_monthly_pipeline: one BTS month per run, the same tasks as etl_ml_pipeline.
 
@@ -201,7 +202,7 @@ def pipeline(monthly: bool) -> None:
     is_paused_upon_creation=False,
     max_active_runs=1,
     render_template_as_native_obj=True,
-    params={"year": Param(None, type=["null", "integer"], minimum=1987, maximum=2100,
+    params={"year": Param(None, type=["null", "integer"], minimum=FIRST_YEAR, maximum=LAST_YEAR,
                           description="Year to process; empty = the year before the run date"),
             "month": Param(None, type=["null", "integer"], minimum=1, maximum=12,
                            description="A BTS month of the year to load (01_bronze/bts/Y/MM.csv); "
@@ -226,7 +227,7 @@ def etl_ml_pipeline():
     is_paused_upon_creation=True,
     max_active_runs=1,
     render_template_as_native_obj=True,
-    params={"year": Param(None, type=["null", "integer"], minimum=1987, maximum=2100,
+    params={"year": Param(None, type=["null", "integer"], minimum=FIRST_YEAR, maximum=LAST_YEAR,
                           description="With `month`: the BTS month to process instead of the "
                                       "run's data interval (empty = the interval's month)"),
             "month": Param(None, type=["null", "integer"], minimum=1, maximum=12,

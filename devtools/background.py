@@ -2,7 +2,7 @@
 local Airflow, Superset): in a session of its own, output appended to a log file, its pid in a
 pid file, started when a readiness probe says so, stopped by signalling its whole process group.
 
-Standard library only, so Superset's own virtualenv can import it too.
+Standard library only (psutil when it is installed), so Superset's own virtualenv imports it too.
 
     python -m devtools.background start --pid P --log L [--ready-url URL] -- CMD ARGS...
     python -m devtools.background stop --pid P
@@ -11,6 +11,7 @@ Standard library only, so Superset's own virtualenv can import it too.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import subprocess
@@ -51,9 +52,17 @@ class Background:
             return None
         return pid
 
+    def note(self) -> str:
+        """What `start` wrote after the pid (e.g. the port), '' if nothing."""
+        try:
+            return self.pid_file.read_text().split(maxsplit=1)[1].strip()
+        except (OSError, IndexError):
+            return ""
+
     def start(self, cmd: Sequence[str], ready: Callable[[], bool], env: Mapping[str, str] | None = None,
-              timeout: float = 180.0, cwd: Path | None = None) -> int:
+              timeout: float = 180.0, cwd: Path | None = None, note: str = "") -> int:
         """Start `cmd` unless it already runs and is ready; returns its pid once `ready()`.
+        `note` is kept in the pid file after the pid (`note()` reads it back).
 
         A server that exits or is not ready within `timeout` seconds is stopped and raises
         BackgroundError naming the log."""
@@ -68,7 +77,7 @@ class Background:
             proc = subprocess.Popen(list(cmd), env=None if env is None else dict(env), cwd=cwd,
                                     stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                     start_new_session=True)
-        self.pid_file.write_text(f"{proc.pid}\n")
+        self.pid_file.write_text(f"{proc.pid} {note}".strip() + "\n")
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if proc.poll() is not None:
@@ -82,21 +91,56 @@ class Background:
         raise BackgroundError(f"{self.name} was not ready within {timeout:.0f} s; see {self.log_file}")
 
     def stop(self, timeout: float = 15.0) -> bool:
-        """SIGTERM to the server's process group, SIGKILL after `timeout`; False if none ran."""
+        """SIGTERM to the server's process group (and, with psutil, to descendants that left
+        it), SIGKILL after `timeout`; False if none ran."""
         pid = self.running_pid()
         self.pid_file.unlink(missing_ok=True)
         if pid is None:
             return False
-        try:
+        strays = _descendants(pid)
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGTERM)
-            deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline:
-                os.killpg(pid, 0)
-                time.sleep(0.1)
+        for proc in strays:
+            with contextlib.suppress(Exception):
+                proc.terminate()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and (_group_alive(pid) or any(_alive(p) for p in strays)):
+            time.sleep(0.1)
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        for proc in strays:
+            with contextlib.suppress(Exception):
+                proc.kill()
         return True
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _descendants(pid: int) -> list:
+    """The server's descendant processes (psutil objects), [] without psutil."""
+    try:
+        import psutil
+    except ImportError:
+        return []
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.Error:
+        return []
+
+
+def _alive(proc) -> bool:
+    import psutil  # only called on what _descendants found
+
+    try:
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,7 +14,7 @@ import pytest
 import requests
 from conftest import free_port
 
-from lakehouse import airflow_local
+from devtools import airflow_local
 from lakehouse.lake import Lake
 
 YEARS = (2015, 2016)

@@ -660,7 +660,7 @@ def test_the_dag_runs_with_the_stacks_logins_and_no_owner_credential(roles_clust
     transform login, the loader and scoring as their own logins (LAKEHOUSE_<PART>_DB_USER), the
     owner's credential nowhere in the run's environment. A part given another part's login
     cannot write its schema, so a green run shows each used its own."""
-    from lakehouse import airflow_local
+    from devtools import airflow_local
     from lakehouse.lake import Lake
     from loaders.generate import generate_year
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from lakehouse import airflow_local
+from devtools import airflow_local
 from lakehouse.airflow_support import cleanup_run, lake_years, resolve_year, scratch_dir
 from lakehouse.errors import UserError
 from lakehouse.lake import Lake, bronze_key, gold_key, silver_key

@@ -7,8 +7,8 @@ import argparse
 
 import pytest
 
-from lakehouse import airflow_local
-from lakehouse.airflow_local import _months, _period_arg, _period_of_run, period_label
+from devtools import airflow_local
+from devtools.airflow_local import _months, _period_arg, _period_of_run, period_label
 from lakehouse.lake import Lake
 from loaders.generate import generate_year
 from tests.test_dag import manifest  # noqa: F401  (a fixture)

@@ -13,7 +13,7 @@ import time
 import pyarrow.parquet as pq
 import pytest
 
-from lakehouse import airflow_local
+from devtools import airflow_local
 from lakehouse.airflow_support import first_bts_month, month_of_run
 from lakehouse.errors import UserError
 from lakehouse.lake import Lake, gold_key, gold_month_key, silver_key, silver_month_key

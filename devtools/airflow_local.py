@@ -1,6 +1,6 @@
 """A local Airflow for this repository: its environment, the UI, and one-shot DAG runs.
 
-`python -m lakehouse.airflow_local serve|stop|demo|backfill|env`
+`python -m devtools.airflow_local serve|stop|demo|backfill|env`
 
 Everything lives in a git-ignored folder (default `.local/airflow`, `LAKEHOUSE_AIRFLOW_HOME`):
 the SQLite metadata DB, logs, the Cosmos cache and the admin password file. The warehouse
@@ -17,15 +17,17 @@ import os
 import re
 import secrets
 import shlex
-import signal
 import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from devtools.background import Background, BackgroundError, http_ok
 from devtools.localdb import port_is_free
 from lakehouse.airflow_support import REPO, WAREHOUSE_CONN_ID
+from lakehouse.errors import UserError
+from lakehouse.years import check_year
 
 DAG_ID = "etl_ml_pipeline"
 MONTHLY_DAG_ID = "bts_monthly_pipeline"
@@ -375,10 +377,11 @@ def run_tasks(env: dict[str, str], run_id: str, dag_id: str = DAG_ID) -> dict[st
 
 def served_url(home: Path) -> str | None:
     """The URL of the Airflow `make airflow` runs on this home, or None when it is not running."""
-    if _running_pid(home) is None:
+    server = _server(home)
+    if server.running_pid() is None:
         return None
-    parts = _pid_file(home).read_text().split()
-    return f"http://127.0.0.1:{parts[1]}" if len(parts) > 1 else None
+    port = server.note()
+    return f"http://127.0.0.1:{port}" if port else None
 
 
 def run_via_api(env: dict[str, str], base_url: str, conf: dict, log_path: Path,
@@ -411,7 +414,7 @@ def run_via_api(env: dict[str, str], base_url: str, conf: dict, log_path: Path,
         try:
             state = requests.get(f"{dag_url}/dagRuns/{run_id}", headers=auth, timeout=60).json()["state"]
         except (requests.Timeout, requests.ConnectionError):
-            if _running_pid(home) is None:
+            if _server(home).running_pid() is None:
                 raise AirflowLocalError(f"the Airflow at {base_url} stopped while run {run_id} "
                                         "was in flight: start it again (make airflow)") from None
             continue  # an API server busy with the run it serves answers late: ask again
@@ -688,33 +691,9 @@ def backfill_cli(first: Period | None, last: Period | None, force: bool, home: P
 
 # --- the UI ---------------------------------------------------------------------------------
 
-def _pid_file(home: Path) -> Path:
-    return Path(home) / "standalone.pid"
-
-
-def _running_pid(home: Path) -> int | None:
-    try:
-        pid = int(_pid_file(home).read_text().split()[0])
-        os.kill(pid, 0)
-    except (FileNotFoundError, ValueError, ProcessLookupError, PermissionError):
-        return None
-    return pid
-
-
-def wait_for_api(base_url: str, timeout: float = 180.0, proc: subprocess.Popen | None = None) -> None:
-    import requests
-
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise AirflowLocalError(f"Airflow exited with code {proc.returncode} before serving")
-        try:
-            if requests.get(f"{base_url}/api/v2/monitor/health", timeout=2).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(1)
-    raise AirflowLocalError(f"Airflow did not answer on {base_url} within {timeout:.0f}s")
+def _server(home: Path) -> Background:
+    """`airflow standalone` in the background; its pid file also holds its port."""
+    return Background("Airflow", Path(home) / "standalone.pid", Path(home) / "standalone.log")
 
 
 def api_token(base_url: str, username: str, password: str) -> str:
@@ -744,23 +723,23 @@ def serve(home: Path = DEFAULT_HOME, port: int | None = None) -> int:
     """Start `airflow standalone` in the background (own process group) and wait for the DAG."""
     from lakehouse.warehouse import apply_env
 
-    if (pid := _running_pid(home)) is not None:
+    server = _server(home)
+    if (pid := server.running_pid()) is not None:
         print(f"Airflow already runs (pid {pid}); `make airflow-stop` stops it", file=sys.stderr)
         return 0
     apply_env()
     port = port or free_port(DEFAULT_PORT)
     env = airflow_env(home, port)
     prepare_home(env)
-    log = Path(env["AIRFLOW_HOME"]) / "standalone.log"
-    with open(log, "ab") as out:
-        proc = subprocess.Popen([airflow_bin(), "standalone"], env=env, stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True, cwd=str(REPO))
-    _pid_file(home).write_text(f"{proc.pid} {port}\n")
+    log = server.log_file
     base_url = f"http://127.0.0.1:{port}"
     try:
-        wait_for_api(base_url, proc=proc)
+        server.start([airflow_bin(), "standalone"], lambda: http_ok(f"{base_url}/api/v2/monitor/health"),
+                     env=env, timeout=180.0, cwd=REPO, note=str(port))
         password = admin_password(Path(env["AIRFLOW_HOME"]))
         wait_for_dag(base_url, api_token(base_url, ADMIN_USER, password))
+    except BackgroundError as exc:
+        raise AirflowLocalError(str(exc)) from None
     except Exception:
         stop(home)
         print(f"see {log}", file=sys.stderr)
@@ -774,37 +753,11 @@ def serve(home: Path = DEFAULT_HOME, port: int | None = None) -> int:
 
 def stop(home: Path = DEFAULT_HOME, timeout: float = 30.0) -> bool:
     """Stop what `serve` started: its process group, then any descendant that left it."""
-    import psutil
-
-    pid = _running_pid(home)
-    if pid is None:
-        _pid_file(home).unlink(missing_ok=True)
-        return False
-    try:
-        family = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
-    except psutil.NoSuchProcess:
-        family = []
-    try:
-        os.killpg(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        pass
-    for proc in family:
-        try:
-            proc.terminate()
-        except psutil.NoSuchProcess:
-            pass
-    _, alive = psutil.wait_procs(family, timeout=timeout)
-    for proc in alive:
-        try:
-            proc.kill()
-        except psutil.NoSuchProcess:
-            pass
-    _pid_file(home).unlink(missing_ok=True)
-    return True
+    return _server(home).stop(timeout)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m lakehouse.airflow_local",
+    parser = argparse.ArgumentParser(prog="python -m devtools.airflow_local",
                                      description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     sv = sub.add_parser("serve", help="start the Airflow UI in the background")
@@ -832,12 +785,19 @@ def main(argv: list[str] | None = None) -> int:
 
 def _period_arg(value: str) -> Period:
     text = value.strip()
-    if re.fullmatch(r"\d{4}", text):
-        return int(text)
-    if (m := re.fullmatch(r"(\d{4})-(\d{1,2})", text)) and 1 <= int(m.group(2)) <= 12:
-        return int(m.group(1)), int(m.group(2))
-    raise argparse.ArgumentTypeError(f"{value!r}: give a year such as 2009 or a BTS month such "
-                                     "as 2019-01")
+    m = re.fullmatch(r"(\d{4})(?:-(\d{1,2}))?", text)
+    if not m:
+        raise argparse.ArgumentTypeError(f"{value!r}: give a year such as 2009 or a BTS month "
+                                         "such as 2019-01")
+    try:
+        year = check_year(m.group(1), "FROM/TO")
+    except UserError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if m.group(2) is None:
+        return year
+    if not 1 <= int(m.group(2)) <= 12:
+        raise argparse.ArgumentTypeError(f"{value!r}: the month must be 01-12, e.g. 2019-01")
+    return year, int(m.group(2))
 
 
 def _dispatch(args) -> int:
