@@ -796,7 +796,8 @@ def _period_arg(value: str) -> Period:
     if m.group(2) is None:
         return year
     if not 1 <= int(m.group(2)) <= 12:
-        raise argparse.ArgumentTypeError(f"{value!r}: the month must be 01-12, e.g. 2019-01")
+        raise argparse.ArgumentTypeError(f"{value!r}: the month must be 01-12; give a year such "
+                                         "as 2009 or a BTS month such as 2019-01")
     return year, int(m.group(2))
 
 

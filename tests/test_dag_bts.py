@@ -20,6 +20,8 @@ def test_periods_parse_and_expand():
     for bad in ("2019-13", "2019-00", "19-01", "2019/01"):
         with pytest.raises(argparse.ArgumentTypeError, match="BTS month such as 2019-01"):
             _period_arg(bad)
+    with pytest.raises(argparse.ArgumentTypeError, match="FROM/TO must be between 1987 and 2100"):
+        _period_arg("1492")
     assert _months((2018, 11), (2019, 2)) == [(2018, 11), (2018, 12), (2019, 1), (2019, 2)]
     assert _period_of_run('{"year": 2019, "month": 3}', None) == (2019, 3)
     assert _period_of_run('{"year": 2019, "month": null}', None) == 2019
