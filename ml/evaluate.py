@@ -89,9 +89,8 @@ def evaluate_generated(labelled: list[int], clean: list[int] = (),
     labelled_frames, clean_frames, runs = [], [], []
     for year in [*labelled, *clean]:
         with connect(part="ml") as conn:
-            scored_yet = conn.execute("select to_regclass(%s) is not null",
-                                      [".".join(store.ANOMALY_TABLE)]).fetchone()[0]
-            stored = store.read_anomalies(conn, year) if scored_yet else pd.DataFrame()
+            stored = (store.read_anomalies(conn, year)
+                      if store.table_exists(conn, *store.ANOMALY_TABLE) else pd.DataFrame())
         if stored.empty:
             raise UserError(f"ml.dep_delay_anomalies has no rows for {year}: build and score it "
                             f"first (make ml-evaluate does; or `make backfill FROM={year} "

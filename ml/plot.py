@@ -17,7 +17,7 @@ def plot_airport(origin: str, year: int, out: str | Path) -> str:
     from ml import store
 
     with connect(part="ml") as conn:
-        if not store._table_exists(conn, *store.ANOMALY_TABLE):
+        if not store.table_exists(conn, *store.ANOMALY_TABLE):
             raise UserError("ml.dep_delay_anomalies does not exist: run "
                             f"`python -m ml score --year {year}` first")
         df = store.read_anomalies(conn, year, origin)

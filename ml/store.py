@@ -40,7 +40,7 @@ def ensure_schema(conn: psycopg.Connection) -> None:
             conn.execute(path.read_text(encoding="utf-8"))
 
 
-def _table_exists(conn: psycopg.Connection, schema: str, table: str) -> bool:
+def table_exists(conn: psycopg.Connection, schema: str, table: str) -> bool:
     row = conn.execute("select to_regclass(%s)", (f"{schema}.{table}",)).fetchone()
     return row[0] is not None
 
@@ -49,7 +49,7 @@ def read_gold(conn: psycopg.Connection, year: int, history_years: int,
               days: tuple | None = None) -> pd.DataFrame:
     """Gold rows of `year` and of up to `history_years` earlier years, via COPY; with `days`
     = (first, end) only those with first <= fl_date < end."""
-    if not _table_exists(conn, *GOLD_TABLE):
+    if not table_exists(conn, *GOLD_TABLE):
         raise UserError(
             "gold.agg_dep_delay_by_date does not exist: build gold first "
             "(`dbt build --project-dir dbt_project --vars '{year: Y}'`)"

@@ -76,15 +76,23 @@
 {%- endmacro %}
 
 
-{#- Build year Y into a new table, check it holds only Y, and swap it in as the partition. -#}
-{% macro year_partitioned_replace_year(target, year, sql) -%}
-    {%- set staged = year_partitioned_child(target, year, '__dbt_new') -%}
-    {%- set partition = year_partitioned_child(target, year) -%}
+{#- The model's rows for year Y built into a new sibling table (suffix `suffix`) whose columns
+    are checked against the partitioned table's; returns that table. -#}
+{% macro year_partitioned_stage(target, year, suffix, sql) -%}
+    {%- set staged = year_partitioned_child(target, year, suffix) -%}
     {% call statement('main') -%}
         drop table if exists {{ staged }};
         {{ year_partitioned_create_table_as(staged, sql) }}
     {%- endcall %}
     {{ year_partitioned_check_columns(target, staged) }}
+    {{ return(staged) }}
+{%- endmacro %}
+
+
+{#- Build year Y into a new table, check it holds only Y, and swap it in as the partition. -#}
+{% macro year_partitioned_replace_year(target, year, sql) -%}
+    {%- set staged = year_partitioned_stage(target, year, '__dbt_new', sql) -%}
+    {%- set partition = year_partitioned_child(target, year) -%}
     {% call statement('swap_partition') -%}
         -- A named constraint checks the rows are all year {{ year }} (the error names it) and
         -- lets ATTACH PARTITION skip its own validation scan.
@@ -105,13 +113,8 @@
 {#- Build a month (the model's rows of line_no range [first, end)) into a new table, then
     replace that range of the year's partition with it. -#}
 {% macro year_partitioned_replace_month(target, year, lines, sql) -%}
-    {%- set staged = year_partitioned_child(target, year, '__dbt_month') -%}
+    {%- set staged = year_partitioned_stage(target, year, '__dbt_month', sql) -%}
     {%- set partition = year_partitioned_child(target, year) -%}
-    {% call statement('main') -%}
-        drop table if exists {{ staged }};
-        {{ year_partitioned_create_table_as(staged, sql) }}
-    {%- endcall %}
-    {{ year_partitioned_check_columns(target, staged) }}
     {% call statement('replace_month') -%}
         delete from {{ partition }} where line_no >= {{ lines[0] }} and line_no < {{ lines[1] }};
         insert into {{ partition }} select * from {{ staged }};
