@@ -87,8 +87,11 @@ def _dbt_group(group_id: str, select: list[str], exclude: list[str]) -> DbtTaskG
                                    should_detach_multiple_parents_tests=False),
         # --no-write-json: nothing reads a task's manifest.json/run_results.json (no OpenLineage,
         # no run-results XCom), and writing them costs ~0.18 s of each dbt task.
-        operator_args={"vars": {"year": YEAR_XCOM, "month": MONTH_XCOM}, "install_deps": False,
-                       "dbt_cmd_flags": ["--no-write-json"]},
+        # The period goes in the environment, not `vars`: a new `--vars` makes dbt re-parse the
+        # whole project in every task (macros/year_filter.sql, build_period_value).
+        operator_args={"env": {"LAKEHOUSE_BUILD_YEAR": YEAR_XCOM,
+                               "LAKEHOUSE_BUILD_MONTH": MONTH_XCOM},
+                       "install_deps": False, "dbt_cmd_flags": ["--no-write-json"]},
     )
 
 
@@ -130,7 +133,7 @@ def pipeline(monthly: bool) -> None:
                 raise AirflowFailException(support.missing_bronze_message(year, exc)) from None
             except UserError as exc:  # a BTS month not in the lake: says where to get it
                 raise AirflowFailException(f"{year}-{month:02d}: {exc}") from None
-        if month is not None:  # the dbt tasks' `month` var (MONTH_XCOM)
+        if month is not None:  # the dbt tasks' LAKEHOUSE_BUILD_MONTH (MONTH_XCOM)
             context["ti"].xcom_push(key="month", value=month)
         return year
 

@@ -45,19 +45,30 @@ def check_header(raw: bytes, uri: str) -> None:
     got = text.split(",")
     if tuple(got) == HEADER:
         return
-    missing = [h for h in HEADER if h not in got]
-    unknown = [g for g in got if g not in HEADER]
-    problems = []
-    if missing:
-        problems.append(f"missing columns {', '.join(missing)}")
-    if unknown:
-        problems.append(f"unknown columns {', '.join(repr(u) for u in unknown)}")
-    duplicated = sorted({g for g in got if got.count(g) > 1})
-    if duplicated:
-        problems.append(f"duplicated columns {', '.join(duplicated)}")
-    if not problems:
-        problems.append("the columns are in a different order")
+    problems = header_problems(got, HEADER)
     raise BronzeFormatError(
         f"{uri}: unexpected header: {'; '.join(problems)}. Expected the Kaggle airline delay "
         f"format, exactly: {','.join(HEADER)}"
     )
+
+
+def header_problems(got: list[str], expected: tuple[str, ...],
+                    needed: set[str] | frozenset[str] = frozenset()) -> list[str]:
+    """What is wrong with header `got` against `expected`, for an error message: missing columns
+    (saying which of them the project reads, `needed`), unknown and duplicated ones, or else
+    the order. Every input format's header check explains itself with this."""
+    missing = [c for c in expected if c not in got]
+    unknown = [g for g in got if g not in expected]
+    duplicated = sorted({g for g in got if got.count(g) > 1})
+    problems = []
+    if missing:
+        used = [c for c in missing if c in needed]
+        problems.append(f"missing columns {', '.join(missing)}"
+                        + (f" (the project needs {', '.join(used)})" if used else ""))
+    if unknown:
+        problems.append(f"unknown columns {', '.join(repr(u) for u in unknown)}")
+    if duplicated:
+        problems.append(f"duplicated columns {', '.join(duplicated)}")
+    if not problems:
+        problems.append("the columns are in a different order")
+    return problems

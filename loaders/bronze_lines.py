@@ -188,17 +188,21 @@ def _read_header(fh: BinaryIO, uri: str, block_size: int,
 
 
 def read_batches(fh: BinaryIO, uri: str, block_size: int = BLOCK_SIZE,
-                 first_line_no: int | None = None) -> Iterator[Batch]:
+                 first_line_no: int | None = None, *, line_base: int = 0,
+                 check=check_header, process=process_block, fields: int = FIELDS,
+                 ) -> Iterator[Batch]:
     """Stream `fh` (a bronze CSV) as Batches; memory stays ~ a few blocks whatever the size.
 
-    Raises BronzeFormatError for an empty file or a header that is not HEADER. Every data
-    line (1-based, the header is line 0) ends up in exactly one Batch as a row or a Reject.
-    With `first_line_no`, `fh` is a later piece of the file that starts at a line boundary
-    with that line (no header): how the loader reads one file in parallel pieces.
+    Raises BronzeFormatError for an empty file or a header `check` refuses. Every data line
+    (numbered line_base + 1, 2, ...; the header is line 0) ends up in exactly one Batch as a
+    row or a Reject. With `first_line_no`, `fh` is a later piece of the file that starts at a
+    line boundary with that line (no header): how the loader reads one file in parallel
+    pieces. Another input format passes its own header `check`, block `process`or (complete
+    lines, the first line's number -> Batch) and number of `fields` (loaders/bts_lines.py).
     """
     if first_line_no is None:
-        carry, bytes_read = _read_header(fh, uri, block_size)
-        line_no = 1
+        carry, bytes_read = _read_header(fh, uri, block_size, check)
+        line_no = line_base + 1
     else:
         carry, bytes_read, line_no = b"", 0, first_line_no
     skipping = False  # inside an over-long line already rejected: drop bytes up to its end
@@ -217,11 +221,11 @@ def read_batches(fh: BinaryIO, uri: str, block_size: int = BLOCK_SIZE,
         if cut == 0:
             carry = data
             if len(carry) > MAX_LINE_BYTES:
-                yield _too_long(carry, line_no, bytes_read)
+                yield _too_long(carry, line_no, bytes_read, fields)
                 bytes_read, carry, skipping, line_no = 0, b"", True, line_no + 1
             continue
         carry = data[cut:]
-        batch = process_block(data[:cut], line_no)
+        batch = process(data[:cut], line_no)
         batch.bytes_read, bytes_read = bytes_read, 0
         line_no += batch.lines
         yield batch
@@ -230,14 +234,14 @@ def read_batches(fh: BinaryIO, uri: str, block_size: int = BLOCK_SIZE,
     if carry:
         # What is left: lines the header read took along (a small file), and a last line
         # without a line break, which is still a data line.
-        batch = process_block(carry if carry.endswith(b"\n") else carry + b"\n", line_no)
+        batch = process(carry if carry.endswith(b"\n") else carry + b"\n", line_no)
         batch.bytes_read, bytes_read = bytes_read, 0
         yield batch
     elif bytes_read:
         yield Batch(b"", 0, [], 0, bytes_read)
 
 
-def _too_long(prefix: bytes, line_no: int, bytes_read: int) -> Batch:
+def _too_long(prefix: bytes, line_no: int, bytes_read: int, fields: int) -> Batch:
     reason = (f"no line break within {MAX_LINE_BYTES} bytes (raw_line keeps the first "
-              f"{MAX_LINE_BYTES} bytes); expected one flight of {FIELDS} fields per line")
+              f"{MAX_LINE_BYTES} bytes); expected one flight of {fields} fields per line")
     return Batch(b"", 0, [Reject(line_no, raw_text(prefix[:MAX_LINE_BYTES]), reason)], 1, bytes_read)

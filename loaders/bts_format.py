@@ -16,7 +16,7 @@ from __future__ import annotations
 import csv
 import re
 
-from loaders.bronze_format import BronzeFormatError
+from loaders.bronze_format import BronzeFormatError, header_problems
 
 _DIVERSION = ("Airport", "AirportID", "AirportSeqID", "WheelsOn", "TotalGTime", "LongestGTime",
               "WheelsOff", "TailNum")
@@ -153,17 +153,7 @@ def check_header(raw: bytes, uri: str) -> None:
     earlier = len(set(got) & set(EARLIER_NAMES.values())) > len(EARLIER_NAMES) // 2
     expected = EARLIER_COLUMNS if earlier else COLUMNS
     needed = {EARLIER_NAMES.get(c, c) if earlier else c for c in STAGING_SOURCE.values()}
-    missing = [c for c in expected if c not in got]
-    unknown = [g for g in got if g not in expected]
-    problems = []
-    if missing:
-        used = [c for c in missing if c in needed]
-        problems.append(f"missing columns {', '.join(missing)}"
-                        + (f" (the project needs {', '.join(used)})" if used else ""))
-    if unknown:
-        problems.append(f"unknown columns {', '.join(repr(u) for u in unknown)}")
-    if not problems:
-        problems.append("the columns are in a different order")
+    problems = header_problems(got, expected, needed)
     raise BronzeFormatError(
         f"{uri}: unexpected header: {'; '.join(problems)}. Expected the BTS \"Reporting Carrier "
         f"On-Time Performance (1987-present)\" monthly file with all {len(COLUMNS)} columns, as "

@@ -21,15 +21,8 @@ import operator
 from collections.abc import Iterator
 from typing import BinaryIO
 
-from loaders import bts_format
-from loaders.bronze_lines import (
-    BLOCK_SIZE,
-    MAX_LINE_BYTES,
-    Batch,
-    Reject,
-    _read_header,
-    raw_text,
-)
+from loaders import bronze_lines, bts_format
+from loaders.bronze_lines import BLOCK_SIZE, Batch, Reject, raw_text
 
 _PICK = operator.itemgetter(*bts_format.SOURCE_INDEX)
 FIELDS = bts_format.FIELDS
@@ -96,38 +89,9 @@ def read_batches(fh: BinaryIO, uri: str, line_base: int = 0,
 
     Raises BronzeFormatError for an empty file or a header that is not the BTS header. Every
     data line (numbered line_base + 1, 2, ...) ends up in exactly one Batch as a row or a
-    Reject.
+    Reject. The same reader as the yearly files' (bronze_lines.read_batches), with this
+    format's header check and block processing.
     """
-    carry, bytes_read = _read_header(fh, uri, block_size, check=bts_format.check_header)
-    line_no = line_base + 1
-    while True:
-        chunk = fh.read(block_size)
-        if not chunk:
-            break
-        bytes_read += len(chunk)
-        data = carry + chunk if carry else chunk
-        cut = data.rfind(b"\n") + 1
-        if cut == 0:
-            carry = data
-            if len(carry) > MAX_LINE_BYTES:
-                reason = (f"no line break within {MAX_LINE_BYTES} bytes; expected one flight "
-                          f"of {FIELDS} fields per line")
-                yield Batch(b"", 0, [Reject(line_no, raw_text(carry[:MAX_LINE_BYTES]), reason)],
-                            1, bytes_read)
-                # what is left of the over-long line is dropped up to its end
-                while (chunk := fh.read(block_size)) and b"\n" not in chunk:
-                    pass
-                carry = chunk[chunk.find(b"\n") + 1:] if chunk else b""
-                bytes_read, line_no = len(chunk), line_no + 1
-            continue
-        carry = data[cut:]
-        batch = process_block(data[:cut], line_no)
-        batch.bytes_read, bytes_read = bytes_read, 0
-        line_no += batch.lines
-        yield batch
-    if carry:
-        batch = process_block(carry if carry.endswith(b"\n") else carry + b"\n", line_no)
-        batch.bytes_read = bytes_read
-        yield batch
-    elif bytes_read:
-        yield Batch(b"", 0, [], 0, bytes_read)
+    return bronze_lines.read_batches(fh, uri, block_size, line_base=line_base,
+                                     check=bts_format.check_header, process=process_block,
+                                     fields=FIELDS)

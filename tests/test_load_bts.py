@@ -136,6 +136,23 @@ def test_reader_keeps_every_line_once():
     assert [r.line_no for b in batches for r in b.rejects] == [BASE * 7 + 2, BASE * 7 + 3]
 
 
+def test_line_without_break_beyond_the_limit_is_rejected_not_buffered(monkeypatch):
+    import io
+
+    from loaders import bronze_lines
+
+    monkeypatch.setattr(bronze_lines, "MAX_LINE_BYTES", 4000)
+    data = (bts_format.HEADER_LINE + b"\n" + REAL.encode() + b"\n" + b"x" * 9000 + b"\n"
+            + REAL.encode() + b"\n")
+    batches = list(bts_lines.read_batches(io.BytesIO(data), "mem", line_base=BASE * 7,
+                                          block_size=256))
+    rejects = [r for b in batches for r in b.rejects]
+    assert [(r.line_no, len(r.raw_line)) for r in rejects] == [(BASE * 7 + 2, 4000)]
+    assert f"expected one flight of {bts_lines.FIELDS} fields per line" in rejects[0].reason
+    assert sum(b.rows for b in batches) == 2 and sum(b.lines for b in batches) == 3
+    assert sum(b.bytes_read for b in batches) == len(data)
+
+
 def test_a_month_from_s3_lands_the_same_rows_as_from_a_local_lake(pg_env, pg_conn, tmp_path,
                                                                   s3_lake, monkeypatch):
     local = Lake(str(tmp_path / "local"))

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+import yaml
 
 from lakehouse.errors import UserError
 from lakehouse.years import (
@@ -57,3 +60,10 @@ def test_parse_months(text, expected):
 def test_parse_months_rejects(text):
     with pytest.raises(UserError, match="expected months like"):
         parse_months(text)
+
+
+def test_dbt_accepts_the_same_years():
+    """dbt checks its year var against its own project vars; they must be these bounds."""
+    project = yaml.safe_load(
+        (Path(__file__).parents[1] / "dbt_project/dbt_project.yml").read_text())
+    assert (project["vars"]["first_year"], project["vars"]["last_year"]) == (FIRST_YEAR, LAST_YEAR)

@@ -1,14 +1,36 @@
-{#- The year being built: `--vars '{year: 2018}'` builds one year; without the var every
-    year present in staging is (re)built. Incremental models replace whole years, so building
-    year B never touches the rows of year A. -#}
+{#- The period being built. From the command line: `--vars '{year: 2018}'` builds one year,
+    `--vars '{year: 2019, month: 1}'` one BTS month of it; without the var every year present
+    in staging is (re)built. Incremental models replace whole years (or the month), so
+    building one period never touches the rows of another.
+
+    Programs that run dbt again and again with a different period (the Airflow DAG,
+    bench/bench_month.py) set the environment variables LAKEHOUSE_BUILD_YEAR and
+    LAKEHOUSE_BUILD_MONTH instead: dbt re-parses the whole project when `--vars` change
+    (dbt-core issues 6323 and 10578; ~5 s here), and these are read only while executing
+    (`execute`), never while parsing, so partial parsing survives a new period. That is also
+    why nothing read at parse time (a model's `config()`) may depend on the period: the
+    models delete the period in a pre_hook (delete_build_period) instead of
+    `incremental_predicates`. The period comes from the vars when either var is set (unit tests
+    set them in their `overrides`), else from the environment. -#}
+{% macro build_period_value(name) -%}
+    {%- set from_vars = (var('year', none) | string | trim) not in ('', 'None')
+                        or (var('month', none) | string | trim) not in ('', 'None') -%}
+    {%- if from_vars or not execute -%}
+        {%- set raw = var(name, none) -%}
+    {%- else -%}
+        {%- set raw = env_var('LAKEHOUSE_BUILD_' ~ (name | upper), '') -%}
+    {%- endif -%}
+    {{ return(none if raw is none or (raw | string | trim) in ('', 'None') else raw | string | trim) }}
+{%- endmacro %}
+
 {% macro build_year() -%}
-    {%- set raw = var('year', none) -%}
-    {%- if raw is none or raw == '' -%}
+    {%- set text = build_period_value('year') -%}
+    {%- if text is none -%}
         {{ return(none) }}
     {%- endif -%}
-    {%- set text = raw | string | trim -%}
-    {%- if not (text | length == 4 and text.isdigit()) -%}
-        {{ exceptions.raise_compiler_error("var 'year' must be a four-digit year such as 2018, got '" ~ raw ~ "': pass --vars '{year: 2018}'") }}
+    {%- set first, last = var('first_year'), var('last_year') -%}
+    {%- if not (text.isdigit() and first <= (text | int) <= last) -%}
+        {{ exceptions.raise_compiler_error("var 'year' must be a year " ~ first ~ "-" ~ last ~ " such as 2018, got '" ~ text ~ "': pass --vars '{year: 2018}' (or LAKEHOUSE_BUILD_YEAR=2018)") }}
     {%- endif -%}
     {{ return(text | int) }}
 {%- endmacro %}
@@ -19,31 +41,17 @@
     {%- if y is none -%} true {%- else -%} {{ column }} = {{ y }} {%- endif -%}
 {%- endmacro %}
 
-{#- incremental_predicates for the delete+insert of one year (gold): with the year as a
-    literal the delete is limited to that year's rows instead of matching the new rows
-    against every year the table holds. (The silver models are year partitions instead: see
-    materializations/year_partitioned.sql.) -#}
-{% macro year_predicates() -%}
-    {%- set y = build_year() -%}
-    {%- if y is none -%}{{ return([]) }}{%- endif -%}
-    {%- set m = build_month() -%}
-    {{ return(['DBT_INTERNAL_DEST.year = ' ~ y] if m is none
-              else ['DBT_INTERNAL_DEST.year = ' ~ y, month_dates_condition('DBT_INTERNAL_DEST.fl_date')]) }}
-{%- endmacro %}
-
-
 {#- The BTS month being built: `--vars '{year: 2019, month: 1}'` builds that month of the
     year only (it needs the year var); without it the whole year is built. A month's staging
     lines are line_no month * 100 000 000 + 1, 2, ... (loaders/bts_format.py), so its rows are
     one line_no range in staging and silver, and its days one date range in gold. -#}
 {% macro build_month() -%}
-    {%- set raw = var('month', none) -%}
-    {%- if raw is none or raw == '' or (raw | string | trim) in ('', 'None') -%}
+    {%- set text = build_period_value('month') -%}
+    {%- if text is none -%}
         {{ return(none) }}
     {%- endif -%}
-    {%- set text = raw | string | trim -%}
     {%- if not (text.isdigit() and 1 <= (text | int) <= 12) -%}
-        {{ exceptions.raise_compiler_error("var 'month' must be a month 1-12, got '" ~ raw ~ "': pass --vars '{year: 2019, month: 1}'") }}
+        {{ exceptions.raise_compiler_error("var 'month' must be a month 1-12, got '" ~ text ~ "': pass --vars '{year: 2019, month: 1}' (or LAKEHOUSE_BUILD_MONTH=1)") }}
     {%- endif -%}
     {%- if build_year() is none -%}
         {{ exceptions.raise_compiler_error("var 'month' needs the year var too: pass --vars '{year: 2019, month: " ~ text ~ "}'") }}
@@ -70,13 +78,16 @@
     {%- endif -%}
 {%- endmacro %}
 
-{#- A pre_hook for incremental models that are rebuilt one year at a time: deletes the rows
-    of the year being built (every row without the var) inside the model's transaction, so
-    the insert that follows replaces the year even when it brings no row for it. On the
-    first build (no table yet) there is nothing to delete. -#}
-{% macro delete_build_year(column='year') -%}
+{#- A pre_hook for incremental models that are rebuilt one period at a time: deletes the rows
+    of the year being built (every row without the var; with `dates`, a date column, only the
+    BTS month's days when a month is built) inside the model's transaction, so the insert that
+    follows replaces the period even when it brings no row for it. On the first build (no
+    table yet) there is nothing to delete. Rendered when the hook runs, so it sees the period
+    of this invocation (see build_period_value). -#}
+{% macro delete_build_period(column='year', dates=none) -%}
     {%- if is_incremental() -%}
         delete from {{ this }} where {{ year_condition(column) }}
+        {%- if dates is not none %} and {{ month_dates_condition(dates) }}{% endif %}
     {%- else -%}
         select 'first build: nothing to delete'
     {%- endif -%}

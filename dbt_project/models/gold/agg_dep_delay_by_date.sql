@@ -1,13 +1,12 @@
 {{
     config(
         materialized='incremental',
-        incremental_strategy='delete+insert',
-        unique_key='year',
-        incremental_predicates=year_predicates(),
+        incremental_strategy='append',
         on_schema_change='append_new_columns',
         tags=['gold'],
         indexes=[{'columns': ['origin', 'fl_date'], 'unique': true}, {'columns': ['fl_date']}],
-        pre_hook=["{{ parallel_plan_settings(work_mem='64MB') }}"],
+        pre_hook=["{{ parallel_plan_settings(work_mem='64MB') }}",
+                  "{{ delete_build_period(dates='fl_date') }}"],
         post_hook=['analyze {{ this }}'],
     )
 }}

@@ -1,6 +1,6 @@
 {{ config(materialized='incremental', incremental_strategy='append',
           tags=['ml'], indexes=[{'columns': ['year']}],
-          pre_hook=["{{ delete_build_year() }}"], post_hook=['analyze {{ this }}']) }}
+          pre_hook=["{{ delete_build_period() }}"], post_hook=['analyze {{ this }}']) }}
 {#- The dashboard map's dataset: one row per airport and year (~365 a year), so the map reads
     a few thousand rows instead of aggregating every airport-day of every year on each view
     (docs/airflow.md has the figures). Built one year at a time like anomaly_carrier_share

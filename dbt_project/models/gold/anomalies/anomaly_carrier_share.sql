@@ -1,6 +1,6 @@
 {{ config(materialized='incremental', incremental_strategy='append',
           tags=['ml'], indexes=[{'columns': ['id']}, {'columns': ['year']}],
-          pre_hook=["{{ delete_build_year() }}"], post_hook=['analyze {{ this }}']) }}
+          pre_hook=["{{ delete_build_period() }}"], post_hook=['analyze {{ this }}']) }}
 {#- The "why" of an anomalous airport-day: how much of its excess departure delay and of its
     cancellations each carrier accounts for. Excess delay is measured against the airport's
     expected mean delay for that day (the scorer's baseline), so a carrier that flew late all
