@@ -22,13 +22,12 @@ from pathlib import Path
 
 import pandas as pd
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ml import real_flights  # noqa: E402
-from ml.metrics import evaluate_flags, events_found, flag_sets  # noqa: E402
-from ml.params import Params  # noqa: E402
-from ml.scoring import score_frame  # noqa: E402
+from ml import real_flights
+from ml.metrics import evaluate_flags, events_found, flag_sets
+from ml.params import Params
+from ml.scoring import score_frame
 
 
 def month_period(year: int, month: int) -> tuple[dt.date, dt.date]:
