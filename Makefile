@@ -60,6 +60,7 @@ help:
 	@echo "                 on them and on real 2001 flights (python -m ml evaluate; EVAL_ROWS=$(EVAL_ROWS))"
 	@echo "make real-data   fetch the real 2001 flights (npm vega-datasets, checksum pinned) into .local/real/"
 	@echo "make bench-ml    scoring speed vs the original rules (BENCH_ROWS=7200000 by default)"
+	@echo "make bench-month-real  real 2001 held-out months scored month by month vs in one run"
 
 venv: $(VENV)/.synced
 
@@ -201,6 +202,10 @@ bench-decade: venv dbt-parse
 	  $(if $(BENCH_YEARS),--years $(BENCH_YEARS)) $(if $(BENCH_DIR),--dir $(BENCH_DIR))
 
 # One BTS month end to end vs its whole year vs psql \copy (docs/bts.md); BENCH_ROWS: the year.
+.PHONY: bench-month-real
+bench-month-real: venv $(REAL_DATA)
+	$(PY) bench/bench_month_real.py
+
 .PHONY: bench-month
 bench-month: venv
 	@$(WITH_DB) $(PY) bench/bench_month.py --rows $${BENCH_ROWS:-7200000}

@@ -1,7 +1,7 @@
 """Month scoring on real flights: the held-out months scored one month at a time (as the
 monthly DAG scores them) against the same months scored in one run over the half-year.
 
-    .venv/bin/python bench/bench_month_real.py [--path .local/real/flights-3m.parquet]
+    make bench-month-real     (or .venv/bin/python bench/bench_month_real.py [--path FILE])
 
 The real set is January-June 2001 (ml/real_flights.py; `make real-data` fetches it). The
 months are April, May and June, the evaluation's held-out months (the scorer's thresholds
