@@ -565,9 +565,23 @@ def original_arima(s: AirportSeries, p: Params, inputs: Inputs, faithful: bool =
 # --------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Detector:
+    """One registered detector. Everything downstream is derived from the registry: the
+    scorer's `flag_<name>` / `strength_<name>` columns, the keys of the `detector_flags` and
+    `detector_strengths` maps in ml.dep_delay_anomalies, the rows of `ml.detectors` (so the
+    dbt docs and the dashboard name it by `label`), and its place in the ensemble (`group`)."""
+
     name: str
     run: Callable[[AirportSeries, Params, Inputs], Detection]
     needs: tuple[str, ...] = ()  # the detectors whose Detections `run` reads from `inputs`
+    label: str = ""  # how people read it: the dashboard's "Detectors that agreed"
+    description: str = ""  # one sentence for ml.detectors and the dbt docs
+    # the ensemble's evidence group it votes in (ml.ensemble.EVIDENCE); None = reported only
+    group: str | None = None
+    reads: tuple[str, ...] = ()  # the Params fields it reads (checked by tests/test_ml_detectors.py)
+
+    @property
+    def member(self) -> bool:
+        return self.group is not None
 
 
 def _in_dependency_order(*detectors: Detector) -> dict[str, Detector]:
@@ -576,19 +590,57 @@ def _in_dependency_order(*detectors: Detector) -> dict[str, Detector]:
     return {name: by_name[name] for name in TopologicalSorter(graph).static_order()}
 
 
+# what both delay detectors' flags read (`delay_scale`, `_delay_detection`)
+DELAY_FLAG_READS = ("flight_delay_sd", "delay_min_excess", "delay_large_excess", "delay_large_z",
+                    "delay_min_flights", "late_support")
 DETECTORS = _in_dependency_order(
-    Detector("cancel_wave", cancel_wave),
-    Detector("delayed_share", delayed_share),
-    Detector("seasonal_robust", seasonal_robust, needs=("delayed_share",)),
-    Detector("volume_drop", volume_drop),
+    Detector("cancel_wave", cancel_wave, label="cancellation wave", group="disruption",
+             description="Improbably many cancellations for the airport's rate and the day's "
+                         "volume (overdispersed binomial tail).",
+             reads=("cancel_half_width", "count_prior_flights", "cancel_min_rate",
+                    "cancel_score_min", "cancel_min_excess")),
+    Detector("delayed_share", delayed_share, label="late share", group="late_share",
+             description="Improbably many flights 15+ minutes late among those flown "
+                         "(overdispersed binomial tail).",
+             reads=("late_half_width", "count_prior_flights", "late_score_min",
+                    "late_min_excess")),
+    Detector("seasonal_robust", seasonal_robust, needs=("delayed_share",), label="seasonal z",
+             group="delay",
+             description="Mean delay against a leave-one-out rolling median with a weekday "
+                         "profile, judged on the airport's own per-day noise.",
+             reads=("level_half_width", "delay_z", *DELAY_FLAG_READS)),
+    Detector("volume_drop", volume_drop, label="volume drop", group="disruption",
+             description="Far fewer flights left than the airport's weekday norm "
+                         "(robust z on the log scale).",
+             reads=("level_half_width", "volume_z", "volume_min_drop", "delay_min_flights")),
     Detector("isolation_forest", isolation_forest_features,
-             needs=("seasonal_robust", "delayed_share", "cancel_wave", "volume_drop")),
-    Detector("arima", arima, needs=("seasonal_robust", "delayed_share")),
+             needs=("seasonal_robust", "delayed_share", "cancel_wave", "volume_drop"),
+             label="isolation forest (not counted)",
+             description="A seeded Isolation Forest over every airport's one-sided features; "
+                         "reported beside the ensemble, not counted in it.",
+             reads=("seed", "iforest_trees", "iforest_threshold")),
+    Detector("arima", arima, needs=("seasonal_robust", "delayed_share"), label="ARIMA",
+             group="delay",
+             description="One-step-ahead ARMA forecasts of the weekday-adjusted mean delay, "
+                         "judged like the seasonal detector.",
+             reads=("arima_max_p", "arima_max_q", "arima_z", *DELAY_FLAG_READS)),
 )
 ORIGINAL_DETECTORS = _in_dependency_order(
-    Detector("original_isolation_forest", original_isolation_forest),
-    Detector("original_arima", original_arima),
+    Detector("original_isolation_forest", original_isolation_forest,
+             reads=("original_contamination", "seed")),
+    Detector("original_arima", original_arima, reads=("original_arima_max_pq",)),
 )
+MEMBERS = [name for name, d in DETECTORS.items() if d.member]
+
+
+def flag_column(name: str) -> str:
+    """The scorer's column holding `name`'s flag (a key of ml's `detector_flags` map)."""
+    return f"flag_{name}"
+
+
+def strength_column(name: str) -> str:
+    """The scorer's column holding member `name`'s strength (`detector_strengths` map)."""
+    return f"strength_{name}"
 
 
 @dataclass

@@ -14,26 +14,20 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-# detector -> its flag column in ml.dep_delay_anomalies (every detector, members or not)
-FLAG_COLUMNS = {
-    "seasonal_robust": "flag_seasonal_robust",
-    "arima": "flag_arima",
-    "cancel_wave": "flag_cancel_wave",
-    "volume_drop": "flag_volume_drop",
-    "delayed_share": "flag_delayed_share",
-    "isolation_forest": "flag_isolation_forest",
-}
-# evidence group -> its member detectors (isolation_forest is reported, not a member)
-GROUPS = {
-    "delay": ("seasonal_robust", "arima"),
-    "disruption": ("cancel_wave", "volume_drop"),
-    "late_share": ("delayed_share",),
-}
-MEMBERS = [name for members in GROUPS.values() for name in members]
+from ml.detectors import DETECTORS, MEMBERS, strength_column
 
-
-def strength_column(detector: str) -> str:
-    return f"_strength_{detector}"
+# The evidence groups a member can vote in (`Detector.group`), and the side of the day each
+# speaks for (`anomaly_kind`). Within a group the strongest member counts, so a second model
+# of the same evidence does not count twice.
+EVIDENCE = {"delay": "delay", "disruption": "cancellation", "late_share": "delay"}
+GROUPS = {group: tuple(name for name in MEMBERS if DETECTORS[name].group == group)
+          for group in EVIDENCE}
+_unknown = {d.name: d.group for d in DETECTORS.values() if d.member and d.group not in EVIDENCE}
+if _unknown:
+    raise ValueError(f"detectors in an unknown evidence group {_unknown}: use one of "
+                     f"{sorted(EVIDENCE)} or add the group to ml.ensemble.EVIDENCE")
+__all__ = ["EVIDENCE", "GROUPS", "MEMBERS", "RULES", "decide", "group_strengths",
+           "strength_column"]
 
 
 def group_strengths(df: pd.DataFrame) -> dict[str, np.ndarray]:
@@ -59,14 +53,15 @@ RULES = {
 
 def decide(df: pd.DataFrame, rule: str) -> pd.DataFrame:
     """Add anomaly_score, is_anomaly, anomaly_kind and severity to a frame holding the
-    members' strength columns and the flag_* columns."""
+    members' strength columns (`strength_column`)."""
     if rule not in RULES:
         raise ValueError(f"unknown ensemble rule {rule!r}; choose one of {sorted(RULES)}")
     groups = group_strengths(df)
     score = RULES[rule](groups)
     is_anomaly = (score >= 1.0) & (df["history_status"].to_numpy() != "insufficient_history")
-    delay_side = np.maximum(groups["delay"], groups["late_share"])
-    cancel_side = groups["disruption"]
+    side = {kind: np.max([groups[g] for g, k in EVIDENCE.items() if k == kind], axis=0)
+            for kind in ("delay", "cancellation")}
+    delay_side, cancel_side = side["delay"], side["cancellation"]
     kind = np.select(
         [(delay_side >= 1) & (cancel_side >= 1), delay_side >= cancel_side],
         ["both", "delay"], default="cancellation",

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ml.ensemble import FLAG_COLUMNS, RULES, decide
-from ml.scoring import ORIGINAL_FLAG_COLUMNS
+from ml.detectors import DETECTORS, ORIGINAL_DETECTORS, flag_column
+from ml.ensemble import RULES, decide
 
 
 def label_ids(labels: dict) -> set[str]:
@@ -30,10 +30,8 @@ def summarise(c: dict) -> dict:
 
 def flag_sets(scored: pd.DataFrame) -> dict[str, pd.Series]:
     """Every detector's flags, the originals' and every candidate ensemble rule's decision."""
-    out = {name: scored[col] for name, col in FLAG_COLUMNS.items() if col in scored}
-    for name, col in ORIGINAL_FLAG_COLUMNS.items():
-        if col in scored:
-            out[name] = scored[col]
+    out = {name: scored[flag_column(name)] for name in [*DETECTORS, *ORIGINAL_DETECTORS]
+           if flag_column(name) in scored}
     for rule in RULES:
         out[f"ensemble:{rule}"] = decide(scored, rule)["is_anomaly"]
     return out

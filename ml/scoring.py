@@ -12,8 +12,16 @@ import time
 import numpy as np
 import pandas as pd
 
-from ml.detectors import DETECTORS, ORIGINAL_DETECTORS, isolation_forest_panel, run_detectors
-from ml.ensemble import FLAG_COLUMNS, MEMBERS, decide, strength_column
+from ml.detectors import (
+    DETECTORS,
+    MEMBERS,
+    ORIGINAL_DETECTORS,
+    flag_column,
+    isolation_forest_panel,
+    run_detectors,
+    strength_column,
+)
+from ml.ensemble import decide
 from ml.params import Params
 from ml.series import AirportSeries, target_mask
 
@@ -22,10 +30,12 @@ OUTPUT_COLUMNS = [
     "mean_dep_delay", "cancel_rate", "expected_dep_delay", "dep_delay_band_low",
     "dep_delay_band_high", "expected_cancel_rate", "cancel_rate_band_high", "delay_score",
     "cancel_score", "iforest_score", "arima_score", "late_score", "expected_late_share",
-    "expected_flights", "flights_band_low", "volume_score", *FLAG_COLUMNS.values(),
+    "expected_flights", "flights_band_low", "volume_score",
+    # one flag per registered detector and one strength per member: ml.store writes them as
+    # the detector_flags / detector_strengths maps
+    *map(flag_column, DETECTORS), *map(strength_column, MEMBERS),
     "anomaly_score", "is_anomaly", "anomaly_kind", "severity", "history_status", "ensemble_rule",
 ]
-ORIGINAL_FLAG_COLUMNS = {name: f"flag_{name}" for name in ORIGINAL_DETECTORS}
 IFOREST_FEATURES = ["_if_delay_z", "_if_late", "_if_cancel", "_if_volume_drop"]
 
 
@@ -63,11 +73,10 @@ def score_airport(origin: str, frame: pd.DataFrame, year: int, params: Params,
     # the computed columns, in order, joined to `base` once: column-by-column assignment to
     # the frame was a fifth of a month's scoring time
     out: dict = {}
-    for col in FLAG_COLUMNS.values():
-        out[col] = False
-    if originals:
-        for col in ORIGINAL_FLAG_COLUMNS.values():
-            out[col] = False
+    for name in [*DETECTORS, *(ORIGINAL_DETECTORS if originals else ())]:
+        out[flag_column(name)] = False
+    for name in MEMBERS:
+        out[strength_column(name)] = np.nan  # not judged (too little history)
     problems: list[dict] = []
     days_with_flights = int((frame["flights"].fillna(0) > 0).sum())
     if days_with_flights < params.min_history_days or target_rows.empty:
@@ -115,8 +124,7 @@ def score_airport(origin: str, frame: pd.DataFrame, year: int, params: Params,
     for name, det in results.items():
         if name == "isolation_forest":
             continue  # flagged later, by the forest fitted on every airport's days
-        col = FLAG_COLUMNS.get(name) or ORIGINAL_FLAG_COLUMNS[name]
-        out[col] = det.flag[pos]
+        out[flag_column(name)] = det.flag[pos]
     if "isolation_forest" in results:
         fitted = results["isolation_forest"].fitted
         for i, col in enumerate(IFOREST_FEATURES):
@@ -200,8 +208,9 @@ def score_frame(gold: pd.DataFrame, year: int, params: Params | None = None,
         score, flag = isolation_forest_panel(X, train, params)
         seconds["isolation_forest_panel"] = time.perf_counter() - t0
         scored.loc[ok, "iforest_score"] = score
-        scored.loc[ok, "flag_isolation_forest"] = flag
-        scored["flag_isolation_forest"] = scored["flag_isolation_forest"].astype(bool)
+        iforest = flag_column("isolation_forest")
+        scored.loc[ok, iforest] = flag
+        scored[iforest] = scored[iforest].astype(bool)
         scored = scored.drop(columns=[*IFOREST_FEATURES, "_iforest_train"])
     scored = decide(scored, params.ensemble_rule)
     scored = scored.sort_values(["origin", "fl_date"]).reset_index(drop=True)

@@ -133,19 +133,37 @@ def upsert_year(conn: psycopg.Connection, year: int, rows: pd.DataFrame, run: di
     UPDATE`, and the run record - all in one transaction. Other years are untouched. With
     `month`, `rows` are that month's and only that month's rows are replaced.
     """
+    from ml.detectors import DETECTORS, MEMBERS, flag_column, strength_column
+
     types = anomaly_columns(conn)
     columns = [c for c in types if c in rows.columns]
     ident = [sql.Identifier(c) for c in columns]
+    # the registry's flags and strengths travel as columns of the temp table and become the
+    # two maps in the insert (Postgres builds them: no per-row JSON in Python)
+    maps = {"detector_flags": {n: flag_column(n) for n in DETECTORS},
+            "detector_strengths": {n: strength_column(n) for n in MEMBERS}}
+    staged = {**{c: "boolean" for c in maps["detector_flags"].values()},
+              **{c: "double precision" for c in maps["detector_strengths"].values()}}
+    staged = {c: t for c, t in staged.items() if c not in types}
+    missing = [c for c in [*maps["detector_flags"].values(), *maps["detector_strengths"].values()]
+               if c not in rows.columns]
+    if missing:
+        raise ValueError(f"the scored rows lack the registry's columns {missing}")
+    copied = columns + list(staged)
     target = sql.Identifier(*ANOMALY_TABLE)
     with conn.transaction():
         conn.execute(
             sql.SQL("create temp table scored (like {} including defaults) on commit drop")
             .format(target)
         )
+        for column, data_type in staged.items():
+            conn.execute(sql.SQL("alter table scored add column {} {}").format(
+                sql.Identifier(column), sql.SQL(data_type)))
         with conn.cursor() as cur, cur.copy(
-            sql.SQL("copy scored ({}) from stdin (format csv)").format(sql.SQL(", ").join(ident))
+            sql.SQL("copy scored ({}) from stdin (format csv)").format(
+                sql.SQL(", ").join(map(sql.Identifier, copied)))
         ) as copy:
-            copy.write(_copy_csv(rows[columns], types))
+            copy.write(_copy_csv(rows[copied], {**types, **staged}))
         # The year's rows that left gold go first, while the table holds only the previous
         # run's rows of the year. After the insert, the planner's statistics would still say
         # "about no rows of this year" for a year scored for the first time, and it chose a
@@ -159,16 +177,24 @@ def upsert_year(conn: psycopg.Connection, year: int, rows: pd.DataFrame, run: di
         else:
             conn.execute(DELETE_LEFT_GOLD_MONTH.format(target=target),
                          (year, year, month, year, month))
+        ident += [sql.Identifier(name) for name in maps]
+        values = [sql.Identifier(c) for c in columns] + [
+            sql.SQL("jsonb_build_object({})").format(sql.SQL(", ").join(
+                sql.SQL("{}, {}").format(sql.Literal(name), sql.Identifier(column))
+                for name, column in pairs.items()))
+            for pairs in maps.values()]
         updates = sql.SQL(", ").join(
             sql.SQL("{0} = excluded.{0}").format(i) for i in ident if i != sql.Identifier("id")
         )
         conn.execute(
             sql.SQL(
-                "insert into {target} ({cols}) select {cols} from scored "
+                "insert into {target} ({cols}) select {values} from scored "
                 "on conflict (id) do update set {updates}"
-            ).format(target=target, cols=sql.SQL(", ").join(ident), updates=updates)
+            ).format(target=target, cols=sql.SQL(", ").join(ident),
+                     values=sql.SQL(", ").join(values), updates=updates)
         )
         record_run(conn, run)
+        record_detectors(conn, run)
 
 
 def record_run(conn: psycopg.Connection, run: dict) -> None:
@@ -183,6 +209,30 @@ def record_run(conn: psycopg.Connection, run: dict) -> None:
          "failures": json.dumps(run["failures"]),
          "detector_seconds": json.dumps(run.get("detector_seconds", {}))},
     )
+
+
+def record_detectors(conn: psycopg.Connection, run: dict) -> None:
+    """Upsert ml.detectors from the registry: one row per registered detector, with the
+    values of the parameters it reads in this run; detectors no longer registered keep their
+    row (old days' maps still name them) with is_registered = false."""
+    from ml.detectors import DETECTORS
+
+    rows = [(d.name, d.label or d.name, d.description, d.member, d.group, list(d.needs),
+             json.dumps({p: run["params"][p] for p in d.reads}), run["model_version"],
+             run["run_id"], run["started_at"]) for d in DETECTORS.values()]
+    with conn.cursor() as cur:
+        cur.executemany(
+            "insert into ml.detectors (name, label, description, is_member, evidence_group,"
+            " needs, params, is_registered, model_version, run_id, updated_at)"
+            " values (%s, %s, %s, %s, %s, %s, %s, true, %s, %s, %s)"
+            " on conflict (name) do update set label = excluded.label,"
+            " description = excluded.description, is_member = excluded.is_member,"
+            " evidence_group = excluded.evidence_group, needs = excluded.needs,"
+            " params = excluded.params, is_registered = true,"
+            " model_version = excluded.model_version, run_id = excluded.run_id,"
+            " updated_at = excluded.updated_at", rows)
+        cur.execute("update ml.detectors set is_registered = false"
+                    " where is_registered and not (name = any(%s))", (list(DETECTORS),))
 
 
 def read_anomalies(conn: psycopg.Connection, year: int, origin: str | None = None) -> pd.DataFrame:

@@ -381,3 +381,46 @@ def test_a_degenerate_arma_search_gives_statsmodels_result_and_warnings(x):
     assert (ar, ma) == (ar_ref, ma_ref)
     np.testing.assert_allclose(params, params_ref, rtol=1e-8, atol=0)
     assert messages == messages_ref  # `arima` records them per airport
+
+
+class _RecordingParams:
+    """Params that note every field a detector reads."""
+
+    def __init__(self, params: Params):
+        self._params, self.read = params, set()
+
+    def __getattr__(self, name):
+        if name in {f.name for f in dataclasses.fields(Params)}:
+            self.read.add(name)
+        return getattr(self._params, name)
+
+
+def test_every_detector_reads_exactly_the_params_it_declares():
+    # The registry's `reads` is what ml.detectors.params reports per detector, so it must be
+    # the truth: run each detector (the pooled forest included) and compare.
+    delay, n, delayed, cancelled = weekly_series()
+    delay[200], cancelled[150] = 70.0, 150
+    series = make(delay, n, delayed, cancelled)
+    registry = dict(detectors.DETECTORS, **detectors.ORIGINAL_DETECTORS)
+    results = run(series)
+    for name, detector in registry.items():
+        p = _RecordingParams(P)
+        det = detector.run(series, p, {n_: results[n_] for n_ in detector.needs})
+        if name == "isolation_forest":
+            detectors.isolation_forest_panel(det.fitted["features"], det.fitted["train"], p)
+        assert p.read == set(detector.reads), (name, sorted(p.read))
+
+
+def test_the_registry_names_labels_and_groups_every_detector():
+    from ml.ensemble import EVIDENCE, GROUPS
+
+    for name, d in detectors.DETECTORS.items():
+        assert d.label and d.description.endswith("."), name
+        assert d.group is None or d.group in EVIDENCE, name
+    assert sorted(m for members in GROUPS.values() for m in members) == sorted(detectors.MEMBERS)
+    assert len({d.label for d in detectors.DETECTORS.values()}) == len(detectors.DETECTORS)
+    frame, _ = score_frame(gold_frame(origins=("AAA",), years=(2018,)), 2018, Params(n_jobs=1))
+    for name in detectors.DETECTORS:
+        assert frame[detectors.flag_column(name)].dtype == bool, name
+    for name in detectors.MEMBERS:
+        assert detectors.strength_column(name) in frame, name

@@ -131,7 +131,56 @@ def test_ddl_is_idempotent(pg_conn):
         store.ensure_schema(conn)
         store.ensure_schema(conn)
     assert pg_conn.execute("select count(*) from information_schema.tables "
-                           "where table_schema = 'ml'").fetchone()[0] == 2
+                           "where table_schema = 'ml'").fetchone()[0] == 3
+
+
+def test_every_registered_detector_has_its_row_and_its_key_on_every_scored_day(pg_conn, gold):
+    from ml.detectors import DETECTORS, MEMBERS
+
+    score_year(2018, Params(n_jobs=1))
+    registry = pg_conn.execute(
+        "select name, label, is_member, evidence_group, params, is_registered"
+        " from ml.detectors order by name").fetchall()
+    assert [r[0] for r in registry] == sorted(DETECTORS)
+    for name, label, is_member, group, params, registered in registry:
+        d = DETECTORS[name]
+        assert (label, is_member, group, registered) == (d.label, d.member, d.group, True)
+        assert params == {p: getattr(Params(n_jobs=1), p) for p in d.reads}
+    keys = pg_conn.execute(
+        "select count(*), count(*) filter (where not detector_flags ?& %s),"
+        " count(*) filter (where not detector_strengths ?& %s),"
+        " count(*) filter (where (select count(*) from jsonb_object_keys(detector_flags)) <> %s)"
+        " from ml.dep_delay_anomalies where year = 2018",
+        (list(DETECTORS), MEMBERS, len(DETECTORS))).fetchone()
+    assert keys == (1095, 0, 0, 0)
+    # the maps hold what the scorer computed: the ensemble's flags agree with is_anomaly
+    assert pg_conn.execute(
+        "select count(*) from ml.dep_delay_anomalies where year = 2018 and is_anomaly and not"
+        " exists (select 1 from jsonb_each_text(detector_strengths) s"
+        "         where s.value::float8 >= 1)").fetchone()[0] == 0
+    # a detector that left the registry keeps its row, marked
+    pg_conn.execute("insert into ml.detectors (name, label, description, is_member,"
+                    " model_version, run_id, updated_at) select 'retired', 'retired', 'gone.',"
+                    " false, model_version, run_id, updated_at from ml.detectors limit 1")
+    score_year(2018, Params(n_jobs=1))
+    assert pg_conn.execute("select is_registered from ml.detectors where name = 'retired'"
+                           ).fetchone() == (False,)
+
+
+def test_an_old_warehouse_with_flag_columns_keeps_them_current(pg_conn, gold):
+    from ml.detectors import DETECTORS
+
+    with psycopg.connect(**pg_conn.info.get_parameters()) as conn:
+        store.ensure_schema(conn)
+    for name in DETECTORS:
+        pg_conn.execute(psycopg.sql.SQL(
+            "alter table ml.dep_delay_anomalies add column {} boolean not null default false"
+        ).format(psycopg.sql.Identifier(f"flag_{name}")))
+    score_year(2018, Params(n_jobs=1, delay_z=1.0, delay_min_excess=0.0))
+    rows = table(pg_conn, 2018)
+    for name in DETECTORS:
+        assert (rows[f"flag_{name}"] == rows["detector_flags"].map(lambda m, n=name: m[n])).all()
+    assert rows["flag_seasonal_robust"].any()
 
 
 def run_cli(*args):

@@ -50,13 +50,12 @@ create table if not exists ml.dep_delay_anomalies (
     expected_flights       double precision,
     flights_band_low       double precision,
     volume_score           double precision,
-    -- one flag per detector
-    flag_isolation_forest  boolean     not null default false,
-    flag_arima             boolean     not null default false,
-    flag_seasonal_robust   boolean     not null default false,
-    flag_cancel_wave       boolean     not null default false,
-    flag_delayed_share     boolean     not null default false,
-    flag_volume_drop       boolean     not null default false,
+    -- every registered detector's verdict, keyed by its name in ml.detectors: its flag
+    -- (name -> true/false) and, for ensemble members, its strength (score over its own
+    -- threshold; null where the day was not judged). Maps rather than a column per detector,
+    -- so a new detector needs no DDL (docs/ml.md, "How to add a detector").
+    detector_flags         jsonb       not null default '{}'::jsonb,
+    detector_strengths     jsonb       not null default '{}'::jsonb,
     -- the ensemble: members' strengths (score / threshold) combined by ensemble_rule;
     -- is_anomaly = anomaly_score >= 1
     anomaly_score          double precision,
@@ -74,6 +73,22 @@ create table if not exists ml.dep_delay_anomalies (
     constraint id_is_origin_and_date check (id = origin || to_char(fl_date, 'YYYYMMDD'))
 );
 
+-- The detector registry (ml/detectors.py DETECTORS) as the warehouse sees it, upserted by
+-- every scoring run: what the keys of detector_flags / detector_strengths mean.
+create table if not exists ml.detectors (
+    name           text        primary key,
+    label          text        not null,
+    description    text        not null,
+    is_member      boolean     not null,
+    evidence_group text,
+    needs          text[]      not null default '{}',
+    params         jsonb       not null default '{}'::jsonb,
+    is_registered  boolean     not null default true,
+    model_version  text        not null,
+    run_id         uuid        not null,
+    updated_at     timestamptz not null
+);
+
 create index if not exists dep_delay_anomalies_year_idx on ml.dep_delay_anomalies (year);
 create index if not exists dep_delay_anomalies_origin_date_idx
     on ml.dep_delay_anomalies (origin, fl_date);
@@ -82,8 +97,12 @@ create index if not exists dep_delay_anomalies_origin_date_idx
 alter table ml.dep_delay_anomalies add column if not exists expected_flights double precision;
 alter table ml.dep_delay_anomalies add column if not exists flights_band_low double precision;
 alter table ml.dep_delay_anomalies add column if not exists volume_score double precision;
+-- Warehouses made before the maps keep their flag_<detector> columns: the upsert writes
+-- every column of the table that the scorer has, so they stay current, and nothing reads them.
 alter table ml.dep_delay_anomalies
-    add column if not exists flag_volume_drop boolean not null default false;
+    add column if not exists detector_flags jsonb not null default '{}'::jsonb;
+alter table ml.dep_delay_anomalies
+    add column if not exists detector_strengths jsonb not null default '{}'::jsonb;
 alter table ml.dep_delay_anomalies add column if not exists anomaly_score double precision;
 do $$
 begin
