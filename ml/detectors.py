@@ -615,7 +615,7 @@ DETECTORS = _in_dependency_order(
              reads=("level_half_width", "volume_z", "volume_min_drop", "delay_min_flights")),
     Detector("isolation_forest", isolation_forest_features,
              needs=("seasonal_robust", "delayed_share", "cancel_wave", "volume_drop"),
-             label="isolation forest (not counted)",
+             label="isolation forest",
              description="A seeded Isolation Forest over every airport's one-sided features; "
                          "reported beside the ensemble, not counted in it.",
              reads=("seed", "iforest_trees", "iforest_threshold")),

@@ -217,7 +217,7 @@ def record_detectors(conn: psycopg.Connection, run: dict) -> None:
     row (old days' maps still name them) with is_registered = false."""
     from ml.detectors import DETECTORS
 
-    rows = [(d.name, d.label or d.name, d.description, d.member, d.group, list(d.needs),
+    rows = [(d.name, d.label or d.name, d.description, d.member, d.group, json.dumps(d.needs),
              json.dumps({p: run["params"][p] for p in d.reads}), run["model_version"],
              run["run_id"], run["started_at"]) for d in DETECTORS.values()]
     with conn.cursor() as cur:

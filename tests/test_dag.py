@@ -89,7 +89,7 @@ def test_tasks_are_wired_in_order(report):
                    "dbt_transform.agg_dep_delay_by_date_model_build"}
     assert {t for t in tasks if t.startswith("dbt_ml.")} == {
         "dbt_ml.daily_delay_anomalies_model_build", "dbt_ml.anomaly_carrier_share_model_build",
-        "dbt_ml.airport_year_anomalies_model_build"}
+        "dbt_ml.airport_year_anomalies_model_build", "dbt_ml.daily_detector_flags_model_build"}
     all_dbt = [t for t in tasks if t.startswith(("dbt_transform.", "dbt_ml."))]
     assert {tasks[t]["dbt_indirect_selection"] for t in all_dbt} == {"buildable"}
     # the builds that read sources also select them, so the sources' tests run there

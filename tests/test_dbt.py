@@ -378,7 +378,45 @@ def test_dbt_parse_needs_no_database_and_tags_models_by_layer(dbt_dir, monkeypat
     gold = models["agg_dep_delay_by_date"]
     assert "gold" in gold["tags"] and gold["schema"] == "gold"
     assert gold["config"]["contract"]["enforced"] is True
-    for name in ("daily_delay_anomalies", "anomaly_carrier_share", "airport_year_anomalies"):
+    for name in ("daily_delay_anomalies", "anomaly_carrier_share", "airport_year_anomalies",
+                 "daily_detector_flags"):
         # models/gold/anomalies/: gold tables, built by the DAG's dbt_ml group after scoring
         assert models[name]["schema"] == "gold" and {"gold", "ml"} <= set(models[name]["tags"])
     assert [c for c, spec in gold["columns"].items() if not spec.get("description")] == []
+
+
+def test_the_detector_rows_follow_the_registry(pg_env, pg_conn, lake, dbt_dir):
+    """gold.daily_detector_flags: one row per scored airport-day and registered detector,
+    named by ml.detectors; a map key without its ml.detectors row fails dbt's tests."""
+    from ml.detectors import DETECTORS
+    from ml.score import score_year
+
+    generate_year(2018, rows=3000, seed=1)
+    load_year(2018)
+    dbt(dbt_dir, "build", year=2018)
+    score_year(2018)
+    dbt(dbt_dir, "run", "--select", ML_MODELS, year=2018)
+    dbt(dbt_dir, "test", "--select", ML_MODELS, year=2018)
+    days = pg_conn.execute("select count(*) from ml.dep_delay_anomalies where year = 2018"
+                           ).fetchone()[0]
+    assert days > 300
+    counts = pg_conn.execute(
+        "select count(*), count(distinct (id, detector)), count(distinct id)"
+        " from gold.daily_detector_flags where year = 2018").fetchone()
+    assert counts == (days * len(DETECTORS), days * len(DETECTORS), days)
+    labels = dict(pg_conn.execute(
+        "select distinct detector, label from gold.daily_detector_flags").fetchall())
+    assert labels == {name: d.label for name, d in DETECTORS.items()}
+    members = {r[0]: r[1:] for r in pg_conn.execute(
+        "select detector, bool_and(is_member), bool_or(strength is not null)"
+        " from gold.daily_detector_flags where year = 2018 group by detector").fetchall()}
+    assert members == {name: (d.member, d.member) for name, d in DETECTORS.items()}
+    # every anomalous day has a member flagging it in the rows the dashboard reads
+    assert pg_conn.execute(
+        "select count(*) from ml.dep_delay_anomalies a where a.year = 2018 and a.is_anomaly"
+        " and not exists (select 1 from gold.daily_detector_flags f where f.id = a.id"
+        " and f.flagged and f.is_member)").fetchone()[0] == 0
+
+    pg_conn.execute("delete from ml.detectors where name = 'arima'")
+    proc = dbt(dbt_dir, "test", "--select", "daily_detector_flags", year=2018, check=False)
+    assert proc.returncode != 0 and "relationships_daily_detector_flags_detector" in proc.stdout

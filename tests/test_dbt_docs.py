@@ -141,7 +141,7 @@ def test_docs_cover_every_model_source_column_and_dashboard_table(docs_site, pg_
 
     # The ml sources are declared completely: every live column typed as it is, so a column
     # added to the table without its yml entry fails here.
-    for table in ("dep_delay_anomalies", "model_runs"):
+    for table in ("dep_delay_anomalies", "model_runs", "detectors"):
         live = dict(pg_conn.execute(
             "select column_name, data_type from information_schema.columns "
             "where table_schema = 'ml' and table_name = %s", (table,)).fetchall())
@@ -153,8 +153,8 @@ def test_docs_cover_every_model_source_column_and_dashboard_table(docs_site, pg_
                     if n["resource_type"] in ("model", "seed")},
                  **{_relation(n): uid for uid, n in manifest["sources"].items()}}
     read = bundle_relations()
-    assert {"gold.daily_delay_anomalies", "gold.anomaly_carrier_share",
-            "gold.airport_year_anomalies"} <= read
+    assert {"gold.daily_delay_anomalies", "gold.daily_detector_flags",
+            "gold.anomaly_carrier_share", "gold.airport_year_anomalies"} <= read
     assert read <= relations.keys(), read - relations.keys()
     dashboard = manifest["exposures"]["exposure.lakehouse.flight_delay_dashboard"]
     missing = {r for r in read if relations[r] not in dashboard["depends_on"]["nodes"]}

@@ -81,7 +81,7 @@ create table if not exists ml.detectors (
     description    text        not null,
     is_member      boolean     not null,
     evidence_group text,
-    needs          text[]      not null default '{}',
+    needs          jsonb       not null default '[]'::jsonb,
     params         jsonb       not null default '{}'::jsonb,
     is_registered  boolean     not null default true,
     model_version  text        not null,
