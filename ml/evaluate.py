@@ -108,9 +108,9 @@ def evaluate_generated(labelled: list[int], clean: list[int] = (),
 
 
 def score_like_stored(year: int, params: Params, stored: pd.DataFrame) -> pd.DataFrame:
-    """Every column of the scorer (members' strengths and the original rules' flags included,
-    which the warehouse does not keep) for `year`, computed from the same gold rows; checked
-    against what `score_year` stored, so the metrics describe the stored verdicts."""
+    """Every column of the scorer (the original rules' flags included, which the warehouse
+    does not keep) for `year`, computed from the same gold rows; checked against what
+    `score_year` stored, so the metrics describe the stored verdicts."""
     from lakehouse.warehouse import connect
     from ml import store
     from ml.scoring import score_frame
