@@ -121,18 +121,18 @@ def pipeline(monthly: bool) -> None:
         if context["ti"].get_dr_count(dag_id=other, states=["running"]):
             raise RuntimeError(f"{other} has a run in progress and both DAGs write the same "
                                "warehouse: this run waits for it (retrying)")
-        with support.task_environment(context):
-            try:
-                if month is None:
-                    print(f"year {year}: bronze object {require_bronze(year)}")
-                else:
-                    print(f"{year}-{month:02d}: bronze object {require_bts_month(year, month)}")
-            except LakeObjectMissing as exc:
-                # Fails without retries: a missing file does not appear by waiting (other
-                # errors, such as a lake or API hiccup, are retried like everywhere else).
-                raise AirflowFailException(support.missing_bronze_message(year, exc)) from None
-            except UserError as exc:  # a BTS month not in the lake: says where to get it
-                raise AirflowFailException(f"{year}-{month:02d}: {exc}") from None
+        support.apply_warehouse_env()
+        try:
+            if month is None:
+                print(f"year {year}: bronze object {require_bronze(year)}")
+            else:
+                print(f"{year}-{month:02d}: bronze object {require_bts_month(year, month)}")
+        except LakeObjectMissing as exc:
+            # Fails without retries: a missing file does not appear by waiting (other
+            # errors, such as a lake or API hiccup, are retried like everywhere else).
+            raise AirflowFailException(support.missing_bronze_message(year, exc)) from None
+        except UserError as exc:  # a BTS month not in the lake: says where to get it
+            raise AirflowFailException(f"{year}-{month:02d}: {exc}") from None
         if month is not None:  # the dbt tasks' LAKEHOUSE_BUILD_MONTH (MONTH_XCOM)
             context["ti"].xcom_push(key="month", value=month)
         return year
@@ -146,13 +146,13 @@ def pipeline(monthly: bool) -> None:
 
         context = get_current_context()
         _, month = support.period_from_context(context, monthly)
-        with support.task_environment(context):
-            if month is None:
-                return load_year(year).as_dict()
-            try:
-                return load_month(year, month).as_dict()
-            except UserError as exc:  # e.g. the year is loaded from a yearly file: no retry helps
-                raise AirflowFailException(f"{year}-{month:02d}: {exc}") from None
+        support.apply_warehouse_env()
+        if month is None:
+            return load_year(year).as_dict()
+        try:
+            return load_month(year, month).as_dict()
+        except UserError as exc:  # e.g. the year is loaded from a yearly file: no retry helps
+            raise AirflowFailException(f"{year}-{month:02d}: {exc}") from None
 
     @task
     def export_lake(year: int) -> dict:
@@ -160,8 +160,8 @@ def pipeline(monthly: bool) -> None:
 
         context = get_current_context()
         _, month = support.period_from_context(context, monthly)
-        with support.task_environment(context):
-            return export_year(year) if month is None else export_month(year, month)
+        support.apply_warehouse_env()
+        return export_year(year) if month is None else export_month(year, month)
 
     @task(outlets=[ANOMALY_ASSET])
     def score_anomalies(year: int) -> dict:
@@ -169,8 +169,8 @@ def pipeline(monthly: bool) -> None:
 
         context = get_current_context()
         _, month = support.period_from_context(context, monthly)
-        with support.task_environment(context):
-            return score_year(year, month=month)
+        support.apply_warehouse_env()
+        return score_year(year, month=month)
 
     @task
     def cleanup() -> dict:
@@ -187,8 +187,10 @@ def pipeline(monthly: bool) -> None:
     export = export_lake(year)
     score = score_anomalies(year)
     ml_models = _dbt_group("dbt_ml", select=["tag:ml"], exclude=[])
-    support.share_partial_parse(transform, ml_models)
-    support.add_outlet(transform, "agg_dep_delay_by_date", GOLD_ASSET)
+    # Cosmos' documented post-rendering customization: `tasks_map` maps each dbt node to its
+    # task, so the build of the gold model (the model, then its tests) announces the table.
+    gold = transform.tasks_map[f"model.{support.DBT_PROJECT_NAME}.agg_dep_delay_by_date"]
+    gold.outlets = [*gold.outlets, GOLD_ASSET]
     loaded >> transform >> [export, score]
     score >> ml_models
     # A teardown runs whatever failed before it and does not decide the run's state.

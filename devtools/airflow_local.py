@@ -90,7 +90,6 @@ def airflow_env(home: Path = DEFAULT_HOME, port: int | None = None,
         "AIRFLOW__USAGE_DATA_COLLECTION__ENABLED": "False",
         "DO_NOT_TRACK": "1",
         "SCARF_ANALYTICS": "false",
-        "LAKEHOUSE_SCRATCH_DIR": str(home / "scratch"),
         "LAKE_URL": lake_url,
         "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p),
         # `airflow standalone` starts its parts as `airflow ...` from PATH.
@@ -384,16 +383,29 @@ def served_url(home: Path) -> str | None:
     return f"http://127.0.0.1:{port}" if port else None
 
 
+def _api_auth(env: dict[str, str], base_url: str) -> dict[str, str]:
+    token = api_token(base_url, ADMIN_USER, admin_password(Path(env["AIRFLOW_HOME"])))
+    return {"Authorization": f"Bearer {token}"}
+
+
+def dag_is_paused(env: dict[str, str], base_url: str, dag_id: str = DAG_ID) -> bool:
+    """Whether the DAG is paused in the running Airflow (`GET /api/v2/dags/{dag_id}`)."""
+    import requests
+
+    return bool(requests.get(f"{base_url}/api/v2/dags/{dag_id}", headers=_api_auth(env, base_url),
+                             timeout=30).json().get("is_paused"))
+
+
 def run_via_api(env: dict[str, str], base_url: str, conf: dict, log_path: Path,
-                timeout: float | None = None) -> tuple[int, dict[str, dict]]:
+                timeout: float | None = None, dag_id: str = DAG_ID) -> tuple[int, dict[str, dict]]:
     """Trigger a run in the running Airflow through its REST API and wait for it to end."""
     import requests
 
     home = Path(env["AIRFLOW_HOME"])
-    auth = {"Authorization": f"Bearer {api_token(base_url, ADMIN_USER, admin_password(home))}"}
-    dag_url = f"{base_url}/api/v2/dags/{DAG_ID}"
+    auth = _api_auth(env, base_url)
+    dag_url = f"{base_url}/api/v2/dags/{dag_id}"
     if requests.get(dag_url, headers=auth, timeout=30).json().get("is_paused"):
-        raise AirflowLocalError(f"DAG {DAG_ID} is paused in the Airflow at {base_url}, so its runs "
+        raise AirflowLocalError(f"DAG {dag_id} is paused in the Airflow at {base_url}, so its runs "
                                 "would wait forever: unpause it (the toggle in the UI) and retry")
     resp = requests.post(f"{dag_url}/dagRuns", headers=auth, timeout=30,
                          json={"logical_date": None, "conf": conf})
@@ -401,9 +413,9 @@ def run_via_api(env: dict[str, str], base_url: str, conf: dict, log_path: Path,
         raise AirflowLocalError(f"the Airflow at {base_url} refused the run: {resp.status_code} "
                                 f"{resp.text[:300]}")
     run_id = resp.json()["dag_run_id"]
-    remember_conf(env, run_id, conf)
+    remember_conf(env, run_id, conf, dag_id)
     Path(log_path).write_text(
-        f"run {run_id} of {DAG_ID} ({json.dumps(conf)}) ran in the Airflow at {base_url} "
+        f"run {run_id} of {dag_id} ({json.dumps(conf)}) ran in the Airflow at {base_url} "
         f"(make airflow): each task's log is in the UI's Logs tab and under {home / 'logs'}\n")
     deadline = time.time() + timeout if timeout else None
     state = "queued"
@@ -418,21 +430,44 @@ def run_via_api(env: dict[str, str], base_url: str, conf: dict, log_path: Path,
                 raise AirflowLocalError(f"the Airflow at {base_url} stopped while run {run_id} "
                                         "was in flight: start it again (make airflow)") from None
             continue  # an API server busy with the run it serves answers late: ask again
-    return (0 if state == "success" else 1), run_tasks(env, run_id)
+    return (0 if state == "success" else 1), run_tasks(env, run_id, dag_id)
 
 
-def run_year(env: dict[str, str], year: int, log_path: Path,
-             month: int | None = None) -> tuple[int, dict[str, dict]]:
-    """One year (or, with `month`, one BTS month of it) through the DAG, recorded in this
-    Airflow home. When `make airflow` serves the home, its scheduler runs it (triggered
+def run_year(env: dict[str, str], year: int, log_path: Path) -> tuple[int, dict[str, dict]]:
+    """One year through the DAG, recorded in this Airflow home. When `make airflow` serves the home, its scheduler runs it (triggered
     through the REST API): the DAG is unpaused there, so the scheduler would also pick up the
     tasks of an in-process `airflow dags test` run and the two would collide. Otherwise
     `airflow dags test`, in-process."""
     home = Path(env["AIRFLOW_HOME"])
-    conf = {"year": year} if month is None else {"year": year, "month": month}
     if (url := served_url(home)) is not None:
-        return run_via_api(env, url, conf, log_path)
-    return run_dag(env, conf, log_path)
+        return run_via_api(env, url, {"year": year}, log_path)
+    return run_dag(env, {"year": year}, log_path)
+
+
+def run_month(env: dict[str, str], year: int, month: int,
+              log_path: Path) -> tuple[int, dict[str, dict]]:
+    """One BTS month through `bts_monthly_pipeline`, recorded in this Airflow home.
+
+    In-process (`airflow dags test`) the run is dated the first of the month, the logical date
+    of the scheduler's run of that month, so a catch-up after it does not run the month again
+    (the scheduler creates no run for a date that has one) and re-running it replaces that run.
+    The month is named in the conf: Airflow dates a manual run's data interval as the last
+    complete month *before* its date. A month before the DAG's `start_date`
+    (`LAKEHOUSE_BTS_FIRST_MONTH`) gets no task instances when dated, so it runs dated now.
+    When `make airflow` serves the home with the DAG unpaused, its scheduler runs the month
+    (triggered through the REST API, dated now); the DAG paused (as it ships), no scheduler
+    touches the tasks of an in-process run.
+    """
+    from lakehouse.airflow_support import first_bts_month
+
+    conf = {"year": year, "month": month}
+    if (url := served_url(Path(env["AIRFLOW_HOME"]))) is not None \
+            and not dag_is_paused(env, url, MONTHLY_DAG_ID):
+        return run_via_api(env, url, conf, log_path, dag_id=MONTHLY_DAG_ID)
+    first = first_bts_month(env.get("LAKEHOUSE_BTS_FIRST_MONTH"))
+    dated = (year, month) >= (first.year, first.month)
+    return run_dag(env, conf, log_path, dag_id=MONTHLY_DAG_ID,
+                   logical_date=f"{year}-{month:02d}-01" if dated else None)
 
 
 def demo(year: int, home: Path = DEFAULT_HOME) -> int:
@@ -465,15 +500,19 @@ def demo(year: int, home: Path = DEFAULT_HOME) -> int:
 Period = int | tuple[int, int]  # a year, or (year, month) for a BTS month
 
 
-def _period_of_run(conf: str | dict | None, logical_date: str | None) -> Period | None:
+def _period_of_run(conf: str | dict | None, logical_date: str | None,
+                   monthly: bool = False) -> Period | None:
     """What a recorded run processed: its `year` (and `month`) conf, else the year before its
-    date."""
+    date (etl_ml_pipeline) or the month it is dated (bts_monthly_pipeline: a scheduled run's
+    logical date is the start of its month)."""
     params = (json.loads(conf) if isinstance(conf, str) and conf else conf) or {}
     if params.get("year") not in (None, ""):
         if params.get("month") not in (None, ""):
             return int(params["year"]), int(params["month"])
-        return int(params["year"])
-    return int(logical_date[:4]) - 1 if logical_date else None
+        return None if monthly else int(params["year"])
+    if not logical_date:
+        return None
+    return (int(logical_date[:4]), int(logical_date[5:7])) if monthly else int(logical_date[:4]) - 1
 
 
 def period_label(period: Period) -> str:
@@ -514,13 +553,14 @@ def run_conf(env: dict[str, str], run_id: str, dag_id: str = DAG_ID) -> dict:
     return conf
 
 
-def succeeded_runs(env: dict[str, str]) -> dict[Period, str]:
-    """year (or (year, month)) -> run_id of the newest succeeded run of the DAG in this
-    Airflow home (`airflow dags list-runs --state success`)."""
+def succeeded_runs(env: dict[str, str], dag_id: str = DAG_ID) -> dict[Period, str]:
+    """year (etl_ml_pipeline) or (year, month) (bts_monthly_pipeline) -> run_id of the newest
+    succeeded run of the DAG in this Airflow home (`airflow dags list-runs --state success`)."""
     done: dict[Period, str] = {}
-    for run in reversed(dag_runs(env, state="success")):  # oldest first: the newest wins
-        conf = run_conf(env, run["run_id"])
-        if (period := _period_of_run(conf, run["logical_date"])) is not None:
+    for run in reversed(dag_runs(env, dag_id, state="success")):  # oldest first: newest wins
+        conf = run_conf(env, run["run_id"], dag_id)
+        period = _period_of_run(conf, run["logical_date"], monthly=dag_id == MONTHLY_DAG_ID)
+        if period is not None:
             done[period] = run["run_id"]
     return done
 
@@ -558,9 +598,11 @@ def bronze_years(candidates: list[int]) -> list[int]:
     return [y for y in candidates if lake.exists(bronze_key(y))]
 
 
-def _failure_line(log_path: Path, run_id: str, task_id: str, log_folder: Path) -> str:
+def _failure_line(log_path: Path, run_id: str, task_id: str, log_folder: Path,
+                  dag_id: str = DAG_ID) -> str:
     """The last error line of a failed task's log, to name the cause beside the task."""
-    attempts = sorted(task_log_path(log_folder, run_id, task_id, 1).parent.glob("attempt=*.log"),
+    attempts = sorted(task_log_path(log_folder, run_id, task_id, 1, dag_id=dag_id).parent
+                      .glob("attempt=*.log"),
                       key=lambda p: int(p.stem.split("=")[1]))
     source = attempts[-1] if attempts else log_path
     found = ""
@@ -574,11 +616,12 @@ def _failure_line(log_path: Path, run_id: str, task_id: str, log_folder: Path) -
 def backfill(years: list[Period], force: bool = False, home: Path = DEFAULT_HOME,
              on_year=None) -> list[dict]:
     """Run the DAG for each year in order, one year at a time (`run_year`: in-process, or in the
-    running `make airflow` of this home), stopping at the first failure. A year is finished, and skipped unless `force`, when this Airflow home
-    holds a succeeded run of it AND the warehouse holds a succeeded scoring run of it
-    (ml.model_runs): a new or wiped warehouse redoes every year. A period may be a BTS month,
-    (year, month): the DAG runs with that month, and it is finished when this home holds a
-    succeeded run of it AND the warehouse a succeeded load of it (staging.load_audit).
+    running `make airflow` of this home), stopping at the first failure. A year is finished,
+    and skipped unless `force`, when this Airflow home holds a succeeded run of it AND the
+    warehouse holds a succeeded scoring run of it (ml.model_runs): a new or wiped warehouse
+    redoes every year. A period may be a BTS month, (year, month): `bts_monthly_pipeline`
+    runs it (`run_month`), and it is finished when this home holds a succeeded run of that
+    DAG for it AND the warehouse a succeeded load of it (staging.load_audit).
 
     Returns one dict per period: year (the period: 2019 or (2019, 1)), label, status
     (succeeded / skipped / failed), seconds, run_id, failed_task, error, log.
@@ -591,9 +634,12 @@ def backfill(years: list[Period], force: bool = False, home: Path = DEFAULT_HOME
     prepare_home(env)
     home = Path(env["AIRFLOW_HOME"])
     log_folder = Path(env["AIRFLOW__LOGGING__BASE_LOG_FOLDER"])
-    done = succeeded_runs(env)
-    scored = scored_years()
-    months_loaded = loaded_months() if any(not isinstance(p, int) for p in years) else set()
+    has_years = any(isinstance(p, int) for p in years)
+    has_months = any(not isinstance(p, int) for p in years)
+    done = {**(succeeded_runs(env) if has_years else {}),
+            **(succeeded_runs(env, MONTHLY_DAG_ID) if has_months else {})}
+    scored = scored_years() if has_years else set()
+    months_loaded = loaded_months() if has_months else set()
     results = []
     for year in years:
         finished = year in (scored if isinstance(year, int) else months_loaded)
@@ -606,7 +652,7 @@ def backfill(years: list[Period], force: bool = False, home: Path = DEFAULT_HOME
             log.parent.mkdir(parents=True, exist_ok=True)
             started = time.perf_counter()
             code, tasks = (run_year(env, year, log) if isinstance(year, int)
-                           else run_year(env, year[0], log, month=year[1]))
+                           else run_month(env, year[0], year[1], log))
             failed = sorted((i["start"] or "~", t) for t, i in tasks.items() if i["state"] == "failed")
             run_id = next(iter(tasks.values()))["run_id"] if tasks else None
             result = {"year": year, "label": label,
@@ -615,7 +661,9 @@ def backfill(years: list[Period], force: bool = False, home: Path = DEFAULT_HOME
                       "failed_task": failed[0][1] if failed else None, "error": None,
                       "log": str(log)}
             if result["status"] == "failed" and run_id:
-                result["error"] = _failure_line(log, run_id, result["failed_task"] or "", log_folder) \
+                dag_id = DAG_ID if isinstance(year, int) else MONTHLY_DAG_ID
+                result["error"] = _failure_line(log, run_id, result["failed_task"] or "",
+                                                log_folder, dag_id) \
                     if result["failed_task"] else "the DAG run failed before any task ran"
         results.append(result)
         if on_year:
@@ -668,7 +716,7 @@ def backfill_cli(first: Period | None, last: Period | None, force: bool, home: P
                                     "the first period comes first")
         years = list(range(first, last + 1)) if isinstance(first, int) else _months(first, last)
     kind = "years" if isinstance(years[0], int) else "BTS months"
-    print(f"backfill of {DAG_ID}: {len(years)} {kind} {period_label(years[0])} to "
+    print(f"backfill of {DAG_ID if kind == 'years' else MONTHLY_DAG_ID}: {len(years)} {kind} {period_label(years[0])} to "
           f"{period_label(years[-1])}, oldest first"
           f"{' (FORCE: finished years run again)' if force else ''}", flush=True)
     started = time.perf_counter()
@@ -765,8 +813,9 @@ def main(argv: list[str] | None = None) -> int:
     st = sub.add_parser("stop", help="stop it")
     dm = sub.add_parser("demo", help="run the DAG once in-process for a year and summarise")
     dm.add_argument("--year", type=int, required=True)
-    bf = sub.add_parser("backfill", help="run the DAG for each year, oldest first, stopping at "
-                        "the first failure; finished years are skipped unless --force")
+    bf = sub.add_parser("backfill", help="run etl_ml_pipeline for each year (or "
+                        "bts_monthly_pipeline for each BTS month), oldest first, stopping at the "
+                        "first failure; finished ones are skipped unless --force")
     bf.add_argument("--from", dest="first", type=_period_arg, default=None,
                     help="first year (2009) or BTS month (2019-01)")
     bf.add_argument("--to", dest="last", type=_period_arg, default=None,

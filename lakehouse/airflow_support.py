@@ -1,24 +1,23 @@
 """What the DAGs (`etl_ml_pipeline`, `bts_monthly_pipeline`) need besides the functions
 they wire: the year or month a run processes and their schedules, the warehouse settings
-(Airflow connection or PG* variables), the Cosmos configs, a run-scoped scratch folder and
-its cleanup, and the summary `make demo` prints.
+(Airflow connection or PG* variables), the Cosmos configs, a run's cleanup of half-written
+lake objects, and the summary `make demo` prints.
 
 Kept free of heavy imports: the DAG file imports this module at parse time.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-import shutil
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
 REPO = Path(__file__).resolve().parents[1]
 DBT_PROJECT_DIR = Path(os.environ.get("LAKEHOUSE_DBT_PROJECT_DIR") or REPO / "dbt_project")
+DBT_PROJECT_NAME = "lakehouse"  # dbt_project.yml's `name`: the prefix of its node ids
 DBT_PROFILE_NAME = "lakehouse"
 DBT_TARGET_NAME = "dev"
 DBT_PROFILES_EXAMPLE = REPO / "profiles.yml.example"
@@ -70,7 +69,14 @@ def libpq_env_from_connection(conn: Any) -> dict[str, str]:
 
 
 def apply_warehouse_env() -> dict[str, str]:
-    """Point this task process's PG* variables at the warehouse (connection first)."""
+    """Point this task process's PG* variables at the warehouse (connection first).
+
+    Called at the start of each Python task. Why the process environment: the loaders, the
+    scorer and psycopg read the warehouse from the standard libpq variables (one configuration
+    story for every part, inside Airflow or not), and a plain `@task` has no `env` argument
+    (Cosmos' dbt tasks get theirs from the ProfileConfig). Each Airflow 3 task runs in a
+    process of its own, so what is set here reaches that task only.
+    """
     conn_id = warehouse_conn_id()
     if conn_id is None:
         from lakehouse.warehouse import apply_env
@@ -148,37 +154,6 @@ def _postgres_profile_mapping():
             return profile
 
     return PostgresProfileMapping
-
-
-def share_partial_parse(source, *groups) -> None:
-    """Point the dbt tasks of `groups` at `source`'s Cosmos cache directory.
-
-    Cosmos keeps dbt's partial-parse file per task group, so the first dbt task of every group
-    re-parses the whole project (~1 s here: a run's `--vars` differ from the manifest's). The
-    groups render the same project with the same profile and vars, so the file the first group
-    leaves is valid for the others.
-    """
-    cache_dirs = {getattr(t, "cache_dir", None) for t in source} - {None}
-    if len(cache_dirs) != 1:
-        return  # Cosmos caching is off (or changed): nothing to share
-    (cache_dir,) = cache_dirs
-    for group in groups:
-        for task in group:
-            if getattr(task, "cache_dir", None) is not None:
-                task.cache_dir = cache_dir
-
-
-def add_outlet(group, model: str, asset) -> None:
-    """Make the task that finishes `model` in a Cosmos task group (its `dbt build`, or its
-    tests / its run under other test behaviours) announce `asset`, so downstream DAGs fire
-    on a tested table."""
-    tasks = {t.task_id.split(".", 1)[-1]: t for t in group}
-    for suffix in ("_model_build", ".test", ".run", "_run"):
-        if (task := tasks.get(model + suffix)) is not None:
-            task.outlets = [*task.outlets, asset]
-            return
-    raise LookupError(f"no task for dbt model {model!r} in task group {group.group_id!r}: "
-                      "re-run `make dbt-parse`")
 
 
 DEFAULT_YEARS = "2009-2018"  # the years of the Kaggle files the original pipeline was built for
@@ -310,38 +285,15 @@ def period_from_context(context: Mapping[str, Any], monthly: bool) -> tuple[int,
                         getattr(context.get("dag_run"), "run_after", None))
 
 
-def scratch_dir(run_id: str) -> Path:
-    """A folder private to one DAG run for the temporary files its tasks write."""
-    base = Path(os.environ.get("LAKEHOUSE_SCRATCH_DIR") or Path(tempfile.gettempdir()) / "lakehouse-airflow")
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in run_id)
-    return base / safe
-
-
-@contextlib.contextmanager
-def task_environment(context: Mapping[str, Any]) -> Iterator[Path]:
-    """Warehouse variables set and temp files routed into the run's scratch folder.
-
-    Routing `tempfile` there means anything a part leaves behind when it is killed is removed
-    by the run's cleanup task instead of piling up in /tmp.
-    """
-    apply_warehouse_env()
-    scratch = scratch_dir(context["run_id"])
-    scratch.mkdir(parents=True, exist_ok=True)
-    previous = tempfile.tempdir
-    tempfile.tempdir = str(scratch)
-    try:
-        yield scratch
-    finally:
-        tempfile.tempdir = previous
-
-
 def cleanup_run(run_id: str, year: int | None, lake=None, month: int | None = None) -> dict[str, Any]:
-    """Remove the run's scratch folder and half-written lake objects of its year (and month).
+    """Remove the half-written lake objects of the run's year (and month).
 
     A local lake publishes by writing `.{name}.XXXX` beside the target and renaming it; a
     killed process leaves that temp file behind. Runs never overlap (max_active_runs=1, and
     each DAG's check_bronze waits for the other's run), so no writer of this year is alive
-    when this runs.
+    when this runs. (The tasks' other temporary files need no cleanup: `tempfile`'s
+    TemporaryFile and SpooledTemporaryFile, which the loader and the lake use, have no name
+    on disk on POSIX, so a killed task leaves nothing behind.)
     """
     from lakehouse.lake import (
         Lake,
@@ -354,10 +306,6 @@ def cleanup_run(run_id: str, year: int | None, lake=None, month: int | None = No
     )
 
     removed: list[str] = []
-    scratch = scratch_dir(run_id)
-    if scratch.exists():
-        shutil.rmtree(scratch, ignore_errors=True)
-        removed.append(str(scratch))
     lake = lake or Lake.from_env()
     if year is not None and not lake.is_s3:
         keys = [bronze_key(year), silver_key(year), gold_key(year)]

@@ -18,7 +18,7 @@ import psycopg
 import pytest
 
 from devtools import airflow_local
-from lakehouse.airflow_support import cleanup_run, lake_years, resolve_year, scratch_dir
+from lakehouse.airflow_support import cleanup_run, lake_years, resolve_year
 from lakehouse.errors import UserError
 from lakehouse.lake import Lake, bronze_key, gold_key, silver_key
 
@@ -109,11 +109,13 @@ def test_tasks_are_wired_in_order(report):
     # A production run skips dbt's unit tests (CI runs them): every build excludes them.
     for t in (t for t in tasks if t.endswith("_model_build")):
         assert "resource_type:unit_test" in tasks[t]["dbt_exclude"], t
-    # Every dbt task skips writing manifest/run_results JSON, and all share one partial-parse
-    # cache, so only the run's first dbt task parses the whole project.
+    # Every dbt task skips writing manifest/run_results JSON, and Cosmos keeps dbt's
+    # partial-parse file for each task group, as it configures it (one cache per group).
     assert all(tasks[t]["dbt_flags"] == ["--no-write-json"] for t in all_dbt), all_dbt
-    cache_dirs = {tasks[t]["dbt_cache_dir"] for t in all_dbt}
-    assert len(cache_dirs) == 1 and None not in cache_dirs, cache_dirs
+    for group in ("dbt_transform.", "dbt_ml."):
+        cache_dirs = {tasks[t]["dbt_cache_dir"] for t in all_dbt if t.startswith(group)}
+        assert len(cache_dirs) == 1 and None not in cache_dirs, cache_dirs
+    assert len({tasks[t]["dbt_cache_dir"] for t in all_dbt}) == 2
     for t in ("export_lake", "score_anomalies"):
         assert {"dbt_transform.agg_dep_delay_by_date_model_build",
                 "dbt_transform.flights_rejected_model_build"} <= _ancestors(tasks, t)
@@ -156,12 +158,8 @@ def test_year_resolution():
         lake_years("2009-x")
 
 
-def test_cleanup_removes_scratch_and_half_written_objects_only(tmp_path, monkeypatch):
-    monkeypatch.setenv("LAKEHOUSE_SCRATCH_DIR", str(tmp_path / "scratch"))
+def test_cleanup_removes_half_written_objects_of_its_year_only(tmp_path):
     lake = Lake(str(tmp_path / "lake"))
-    scratch = scratch_dir("manual__2026-01-01T00:00:00+00:00")
-    (scratch / "sub").mkdir(parents=True)
-    (scratch / "sub" / "part.tmp").write_text("x")
     published = Path(lake.url) / silver_key(YEAR)
     published.parent.mkdir(parents=True)
     published.write_text("good")
@@ -174,9 +172,9 @@ def test_cleanup_removes_scratch_and_half_written_objects_only(tmp_path, monkeyp
 
     result = cleanup_run("manual__2026-01-01T00:00:00+00:00", YEAR, lake)
 
-    assert not scratch.exists() and not orphan.exists()
+    assert not orphan.exists()
     assert published.read_text() == "good" and other_orphan.exists()
-    assert sorted(result["removed"]) == sorted([str(scratch), str(orphan)])
+    assert result["removed"] == [str(orphan)]
 
 
 # --- real runs ------------------------------------------------------------------------------
@@ -285,9 +283,6 @@ def test_full_run_lands_reconciled_tables_and_reruns_identically(dag_env, manife
         "where year = %s", (YEAR,)).fetchone()
     assert scored == len(gold) and 0 < flagged < scored
     assert pg_conn.execute("select count(*) from ml.model_runs where year = %s", (YEAR,)).fetchone()[0] == 1
-    # nothing left in the run's scratch folder
-    assert not scratch_dir(tasks["cleanup"]["run_id"]).exists() or not any(
-        scratch_dir(tasks["cleanup"]["run_id"]).iterdir())
 
     first = _snapshot(pg_conn, YEAR)
     # The same year again, this time with the warehouse from the PG* variables (no connection):
