@@ -5,7 +5,7 @@
 Generates two years (history + the scored one) with `loaders.generate.generate_year` into a
 temporary lake and aggregates them to gold's columns with pyarrow (same definitions as
 gold.agg_dep_delay_by_date), so the benchmark needs neither a warehouse nor dbt. Then times:
-1. `ml.scoring.score_frame` with every detector (parallel across airports, --jobs workers);
+1. `ml.score_frame.score_frame` with every detector (parallel across airports, --jobs workers);
 2. the original rules as evaluated (Isolation Forest contamination 0.01; ARIMA order by AIC
    over p, q < 5, squared residual > mean + 1 sigma), same workers;
 3. the original ARIMA exactly as it ran (25 maximum-likelihood fits per airport, searched
@@ -63,7 +63,7 @@ def main() -> int:
     from loaders.generate import generate_year
     from ml.detectors import original_arima
     from ml.params import Params
-    from ml.scoring import score_frame
+    from ml.score_frame import score_frame
     from ml.series import AirportSeries
 
     if args.gold_parquet:

@@ -1,6 +1,7 @@
 """Month benchmark: one BTS month end to end vs its whole year, vs `psql \\copy` of the month.
 
-    .venv/bin/python bench/bench_month.py [--rows 7200000] [--month 6] [--keep DIR]
+    .venv/bin/python bench/bench_month.py [--rows 7200000] [--small-rows 720000] [--month 6]
+                                          [--keep DIR]
 
 On a generated year written as twelve BTS monthly files (a temporary local lake) and a
 throw-away database on the server the PG* variables point at (`make bench-month` starts the
@@ -20,6 +21,12 @@ dbt gets the period as the DAG gives it, in LAKEHOUSE_BUILD_YEAR/MONTH (the same
 
 The goal (the issue's): a month costs at most 1/8 of the year end to end. The ratio is
 printed per step and in total.
+
+Then the same again on a year of --small-rows (a tenth by default), to split each step's
+time into what is fixed per run (process start, imports, dbt's start and per-node overhead)
+and what grows with the rows: with t = fixed + slope * rows for the year and for the month,
+the two sizes give each slope, and month slope / year slope says whether the month's own work
+follows the month (1/12 of the year's rows: ~0.083) or the year.
 """
 
 from __future__ import annotations
@@ -81,32 +88,68 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=7_200_000, help="rows of the whole year")
     parser.add_argument("--month", type=int, default=6)
     parser.add_argument("--airports", type=int, default=None)
+    parser.add_argument("--small-rows", type=int, default=None,
+                        help="rows of the second, smaller year (default: --rows / 10; 0: skip)")
     parser.add_argument("--keep", help="lake folder to use (default: a temp folder, removed)")
     args = parser.parse_args()
+    small = args.rows // 10 if args.small_rows is None else args.small_rows
 
     env = {**os.environ, **warehouse.apply_env(), "DO_NOT_TRACK": "1"}
-    with (scratch_database("bench_month") as bench_db,
-          scratch_dir("bench-month-", args.keep) as lake, scratch_dir("bench-month-work-") as work):
-        _run(args, {**env, "PGDATABASE": bench_db, "LAKE_URL": str(lake)}, lake, work)
+    results = []
+    for rows, keep in [(args.rows, args.keep), *([(small, None)] if small else [])]:
+        print(f"== a year of {rows:,} rows", flush=True)
+        with (scratch_database("bench_month") as bench_db,
+              scratch_dir("bench-month-", keep) as lake, scratch_dir("bench-month-work-") as work):
+            results.append(_run(args, rows, {**env, "PGDATABASE": bench_db, "LAKE_URL": str(lake)},
+                                lake, work))
+    if len(results) == 2:
+        print_fixed_and_slopes(*results)
 
 
-def _run(args, env: dict[str, str], lake: Path, work: Path) -> None:
+def print_fixed_and_slopes(big: dict, small: dict) -> None:
+    """Each step's time split into fixed per run + slope * rows, from the two sizes."""
+    d_rows = big["rows_year"] - small["rows_year"]
+    d_lines = big["month_lines"] - small["month_lines"]
+    print(f"\nfixed per run and per-row cost, from the {big['rows_year']:,}- and "
+          f"{small['rows_year']:,}-row years:")
+    print(f"{'step':<6} {'year fixed s':>12} {'month fixed s':>13} {'year us/row':>11} "
+          f"{'month us/row':>12} {'month slope / year slope':>25}")
+    split = {}
+    for step in [*big["year_s"], "total"]:
+        yb, ys = (r["year_total_s"] if step == "total" else r["year_s"][step] for r in (big, small))
+        mb, ms = (r["month_total_s"] if step == "total" else r["month_s"][step]
+                  for r in (big, small))
+        year_slope, month_slope = (yb - ys) / d_rows, (mb - ms) / d_rows
+        split[step] = {"year_fixed_s": round(yb - year_slope * big["rows_year"], 1),
+                       "month_fixed_s": round(mb - month_slope * big["rows_year"], 1),
+                       "slope_ratio": round(month_slope / year_slope, 3) if year_slope > 0 else None}
+        ratio = split[step]["slope_ratio"]
+        print(f"{step:<6} {split[step]['year_fixed_s']:>12.1f} {split[step]['month_fixed_s']:>13.1f} "
+              f"{year_slope * 1e6:>11.2f} {month_slope * 1e6:>12.2f} "
+              f"{'n/a' if ratio is None else f'{ratio:.3f}':>25}")
+    print(f"(the month's share of the year's lines: "
+          f"{big['month_lines'] / big['rows_year']:.3f}; of the added lines: "
+          f"{d_lines / d_rows:.3f})")
+    print(json.dumps({"fixed_and_slopes": split}, indent=1))
+
+
+def _run(args, rows: int, env: dict[str, str], lake: Path, work: Path) -> dict:
     m = args.month
     print(f"load average before: {loadavg()}", flush=True)
     month_csv = lake / bts_bronze_key(YEAR, m)
     if not month_csv.exists():
-        cmd = [PY, "-m", "loaders", "generate", "--year", str(YEAR), "--rows", str(args.rows),
+        cmd = [PY, "-m", "loaders", "generate", "--year", str(YEAR), "--rows", str(rows),
                "--format", "bts"]
         if args.airports:
             cmd += ["--airports", str(args.airports)]
-        print(f"generating {args.rows:,} rows as 12 BTS months into {lake} ...", flush=True)
+        print(f"generating {rows:,} rows as 12 BTS months into {lake} ...", flush=True)
         print(f"  {_timed(cmd, env):.1f} s", flush=True)
     with open(month_csv, "rb") as fh:
         lines = sum(buf.count(b"\n") for buf in iter(lambda: fh.read(1 << 24), b"")) - 1
     size_mb = month_csv.stat().st_size / 1e6
     (work / "profiles").mkdir()
     shutil.copy(REPO / "profiles.yml.example", work / "profiles" / "profiles.yml")
-    result: dict = {"rows_year": args.rows, "month": m, "month_lines": lines,
+    result: dict = {"rows_year": rows, "month": m, "month_lines": lines,
                     "month_csv_mb": round(size_mb, 1)}
 
     archive = work / f"On_Time_Reporting_Carrier_On_Time_Performance_1987_present_{YEAR}_{m}.zip"
@@ -147,6 +190,7 @@ def _run(args, env: dict[str, str], lake: Path, work: Path) -> None:
     result["load_month_vs_psql_copy"] = round(month["load"] / copy_s, 2)
     print(f"load average after: {loadavg()}")
     print(json.dumps(result, indent=1))
+    return result
 
 
 if __name__ == "__main__":

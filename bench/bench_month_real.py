@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from ml import real_flights
 from ml.metrics import evaluate_flags, events_found, flag_sets
 from ml.params import Params
-from ml.scoring import score_frame
+from ml.score_frame import score_frame
 
 
 def month_period(year: int, month: int) -> tuple[dt.date, dt.date]:

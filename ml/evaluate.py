@@ -6,7 +6,7 @@ Three sets, side by side (docs/ml.md has the latest table):
   ml.dep_delay_anomalies against the generator's `00_labels/{year}.json`. This proves the
   plumbing and what the detectors make of our own generator, not how they do on flights.
 - **real flights**, January-June 2001 (`ml.real_flights`: 3 M real flights, labels by a rule
-  fixed before tuning plus named, cited disruptions), scored by `ml.scoring.score_frame` with
+  fixed before tuning plus named, cited disruptions), scored by `ml.score_frame.score_frame` with
   no earlier year (the first-year case). Parameters are tuned on January-March only; the
   figures that count are April-June's.
 - **the original pipeline's rules** on the same gold rows of both sets.
@@ -50,7 +50,7 @@ def evaluate_real(params: Params | None = None, path=None, originals: bool = Tru
     January-March (the tuning months) and April-June (held out) apart."""
     from ml import real_flights
     from ml.metrics import evaluate_flags, events_found, flag_sets
-    from ml.scoring import score_frame
+    from ml.score_frame import score_frame
 
     params = params or Params()
     gold = real_flights.to_gold(path or real_flights.DEFAULT_PATH)
@@ -113,7 +113,7 @@ def score_like_stored(year: int, params: Params, stored: pd.DataFrame) -> pd.Dat
     `score_year` stored, so the metrics describe the stored verdicts."""
     from lakehouse.warehouse import connect
     from ml import store
-    from ml.scoring import score_frame
+    from ml.score_frame import score_frame
 
     with connect(part="ml") as conn:
         gold = store.read_gold(conn, year, params.history_years)
@@ -178,7 +178,7 @@ def tune(real_path=None, reuse_generated_year: int | None = None, log=print) -> 
         row = real["tables"]["tune"].set_index("detector").loc[f"ensemble:{params.ensemble_rule}"]
         out = {**setting, "real_f1": row["f1"], "real_flag_rate": row["flag_rate"]}
         if gen_gold is not None:
-            from ml.scoring import score_frame
+            from ml.score_frame import score_frame
 
             scored, _ = score_frame(gen_gold, reuse_generated_year, params)
             gen = evaluate_flags([(scored, gen_truth)], []).set_index("detector")

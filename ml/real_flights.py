@@ -11,7 +11,7 @@ almost never do. It is used here as the day's delay signal in place of gold's
 `mean_dep_delay`; both move together on a disrupted day.
 
 `to_gold` turns the file into gold's shape (one row per origin x day, the columns
-`ml.scoring` reads); `label` marks the airport-days the evaluation counts as anomalies, by a
+`ml.score_frame` reads); `label` marks the airport-days the evaluation counts as anomalies, by a
 rule fixed before any tuning (docs/ml.md) plus named, cited disruptions.
 """
 

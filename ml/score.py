@@ -24,7 +24,7 @@ def score_year(year: int, params: Params | None = None, month: int | None = None
     are left out, as they would not have existed when the month was current)."""
     from lakehouse.warehouse import connect
     from ml import store
-    from ml.scoring import score_frame
+    from ml.score_frame import score_frame
 
     params = params or Params()
     started = store.utcnow()

@@ -13,7 +13,7 @@ from scipy import stats
 from ml import detectors
 from ml.counts import tail_score
 from ml.params import Params
-from ml.scoring import score_airport, score_frame
+from ml.score_frame import score_airport, score_frame
 from ml.series import AirportSeries
 
 P = Params()

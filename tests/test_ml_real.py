@@ -17,7 +17,7 @@ import pytest
 from ml import real_flights
 from ml.metrics import confusion, events_found, summarise
 from ml.params import Params
-from ml.scoring import score_frame
+from ml.score_frame import score_frame
 
 SLICE = Path(__file__).parent / "fixtures" / "flights-2001-slice.parquet"
 AIRPORTS = ["BOS", "HOU", "IAH", "JFK", "LGA", "SEA"]
