@@ -169,8 +169,15 @@ def test_tables_made_before_the_roles_are_handed_to_their_part(db):
         assert c.execute("select count(*) from gold.agg_dep_delay_by_date").fetchone() == (0,)
     with connect(autocommit=True) as c:  # session user without SET ROLE, e.g. dbt sans DBT_ROLE
         c.execute("create table gold.made_by_session_user as select 1 as n")
+        c.execute("create table silver.made_by_session_user as select 2 as n")
     with _part("reader") as c:
         assert c.execute("select n from gold.made_by_session_user").fetchone() == (1,)
+    # the exporter reads silver and gold as the transform part (loaders/export.py): dbt built
+    # them as the session user after `make superset` had applied the roles
+    with _part("transform") as c:
+        assert c.execute("select current_user").fetchone() == ("lakehouse_transform",)
+        assert c.execute("select n from gold.made_by_session_user").fetchone() == (1,)
+        assert c.execute("select n from silver.made_by_session_user").fetchone() == (2,)
 
 
 def test_superset_login_is_read_only_and_password_is_stored_hashed(db, monkeypatch):

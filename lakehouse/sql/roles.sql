@@ -108,7 +108,11 @@ alter default privileges for role lakehouse_ml in schema ml
     grant select on tables to lakehouse_transform, lakehouse_reader;
 alter default privileges in schema staging
     grant select on tables to lakehouse_transform;
+-- silver and gold belong to the transform part, which also reads them as the session user
+-- made them (the exporter, loaders/export.py, reads both as lakehouse_transform).
+alter default privileges in schema silver
+    grant select on tables to lakehouse_transform;
 alter default privileges in schema gold
-    grant select on tables to lakehouse_ml, lakehouse_reader;
+    grant select on tables to lakehouse_transform, lakehouse_ml, lakehouse_reader;
 alter default privileges in schema ml
     grant select on tables to lakehouse_transform, lakehouse_reader;
