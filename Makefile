@@ -62,7 +62,7 @@ help:
 	@echo "make bench-ml    scoring speed vs the original rules (BENCH_ROWS=7200000 by default)"
 	@echo "make bench-month-real  real 2001 held-out months scored month by month vs in one run"
 	@echo "make bench-compare  bench-load, -dbt, -ml and -dag at BASELINE=$(BASELINE) and now, side by side"
-	@echo "                 (BENCH_ROWS=7200000, BENCHES=load,dbt,ml,dag by default)"
+	@echo "                 (BENCH_ROWS=7200000, BENCHES=load,dbt,ml,dag, REPEAT=1 alternating rounds by default)"
 
 venv: $(VENV)/.synced
 
@@ -221,9 +221,10 @@ bench-dag: venv
 .PHONY: bench-compare
 BASELINE ?= 3ef2999
 BENCHES ?=
+REPEAT ?=
 bench-compare: venv
 	@$(WITH_DB) $(PY) bench/bench_compare.py --baseline $(BASELINE) --rows $${BENCH_ROWS:-7200000} \
-	  $(if $(BENCHES),--benches $(BENCHES))
+	  $(if $(BENCHES),--benches $(BENCHES)) $(if $(REPEAT),--repeat $(REPEAT))
 
 .PHONY: generate bench-generate
 generate: venv

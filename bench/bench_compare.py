@@ -194,7 +194,8 @@ def main() -> int:
             else:
                 ratio = now / was if was else float("inf")
                 cells = [was, now, f"{ratio:.2f}", "yes" if abs(ratio - 1) <= 0.10 else "no"]
-            print(f"| bench_{bench} | {name} | " + " | ".join(str(c) for c in cells) + " |")
+            cells = [f"{c:g}" if isinstance(c, float) else c for c in cells]
+            print(f"| bench_{bench} | {name} | " + " | ".join(cells) + " |")
     for line in failed:
         print(f"FAILED: {line}")
     return 1 if failed else 0
