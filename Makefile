@@ -61,6 +61,8 @@ help:
 	@echo "make real-data   fetch the real 2001 flights (npm vega-datasets, checksum pinned) into .local/real/"
 	@echo "make bench-ml    scoring speed vs the original rules (BENCH_ROWS=7200000 by default)"
 	@echo "make bench-month-real  real 2001 held-out months scored month by month vs in one run"
+	@echo "make bench-compare  bench-load, -dbt, -ml and -dag at BASELINE=$(BASELINE) and now, side by side"
+	@echo "                 (BENCH_ROWS=7200000, BENCHES=load,dbt,ml,dag, REPEAT=1 alternating rounds by default)"
 
 venv: $(VENV)/.synced
 
@@ -213,6 +215,16 @@ bench-month: venv
 .PHONY: bench-dag
 bench-dag: venv
 	@$(WITH_DB) $(PY) bench/bench_dag.py --rows $${BENCH_ROWS:-7200000}
+
+# The four benches of the baseline commit (a detached worktree in .local/bench-baseline, this
+# venv) and of this checkout, interleaved in one run on one server; logs in .local/bench-compare.
+.PHONY: bench-compare
+BASELINE ?= 3ef2999
+BENCHES ?=
+REPEAT ?=
+bench-compare: venv
+	@$(WITH_DB) $(PY) bench/bench_compare.py --baseline $(BASELINE) --rows $${BENCH_ROWS:-7200000} \
+	  $(if $(BENCHES),--benches $(BENCHES)) $(if $(REPEAT),--repeat $(REPEAT))
 
 .PHONY: generate bench-generate
 generate: venv
