@@ -14,7 +14,9 @@ local one), each step a subprocess of the real command, wall time measured outsi
 3. the year: `load --month M` for the twelve months, `dbt build` of year Y,
    `python -m ml score --year Y`;
 4. the month again, with the year in place: `load --month M`, `dbt build` of the month,
-   `python -m ml score --year Y --month M`.
+   `python -m ml score --year Y --month M`, twice: the first month built into a year built
+   whole also lays silver's year out as month partitions (once per year); the second is
+   what every later month costs, and the one the ratios use.
 
 dbt gets the period as the DAG gives it, in LAKEHOUSE_BUILD_YEAR/MONTH (the same as
 `--vars '{year: Y, month: M}'`, without a full re-parse per period).
@@ -173,13 +175,24 @@ def _run(args, rows: int, env: dict[str, str], lake: Path, work: Path) -> dict:
     year["score"] = _timed([PY, "-m", "ml", "score", "--year", str(YEAR)], env)
     print(f"year: {json.dumps({k: round(v, 1) for k, v in year.items()})}", flush=True)
 
-    month: dict[str, float] = {}
-    month["load"] = _timed([PY, "-m", "loaders", "load", "--year", str(YEAR), "--month", str(m)],
-                           env)
-    month["dbt"] = _timed(_dbt(work), {**env, "LAKEHOUSE_BUILD_YEAR": str(YEAR),
-                                       "LAKEHOUSE_BUILD_MONTH": str(m)})
-    month["score"] = _timed([PY, "-m", "ml", "score", "--year", str(YEAR), "--month", str(m)],
-                            env)
+    def run_month() -> dict[str, float]:
+        month: dict[str, float] = {}
+        month["load"] = _timed([PY, "-m", "loaders", "load", "--year", str(YEAR), "--month",
+                                str(m)], env)
+        month["dbt"] = _timed(_dbt(work), {**env, "LAKEHOUSE_BUILD_YEAR": str(YEAR),
+                                           "LAKEHOUSE_BUILD_MONTH": str(m)})
+        month["score"] = _timed([PY, "-m", "ml", "score", "--year", str(YEAR), "--month",
+                                 str(m)], env)
+        return month
+
+    # The first month built into a year built whole lays silver's year out as month
+    # partitions, once (docs/dbt.md, year partitions); the monthly pipeline never builds a BTS
+    # year whole, so the month that counts is the next one, built as every later month is.
+    first = run_month()
+    print(f"month, first after the year build (lays the year out by month): "
+          f"{json.dumps({k: round(v, 1) for k, v in first.items()})}", flush=True)
+    result["first_month_s"] = {k: round(v, 2) for k, v in first.items()}
+    month = run_month()
     print(f"month: {json.dumps({k: round(v, 1) for k, v in month.items()})}", flush=True)
     result["year_s"] = {k: round(v, 2) for k, v in year.items()}
     result["month_s"] = {k: round(v, 2) for k, v in month.items()}

@@ -10,9 +10,11 @@
 
     - `--vars '{year: Y}'`: builds year Y only; other years' partitions are not touched.
     - `--vars '{year: Y, month: M}'` (a BTS month): the model returns that month's rows (its
-      line_no range, macros/year_filter.sql); they replace that range of the year's existing
-      partition (delete + insert in one transaction), the other months are not rewritten. A
-      year without a partition yet gets one holding the month.
+      line_no range, macros/year_filter.sql). With `month_partitions=true` (silver.flights) the
+      year's partition is itself range-partitioned by line_no, one partition per month
+      (`<model>_<year>_<MM>`), and the month is swapped in the way a year is; otherwise the
+      month's rows replace that range of the year's partition (delete + insert in one
+      transaction: right for the small tables of duplicates and rejects).
     - no year var, or `--full-refresh`: rebuilds the whole table from what the model returns
       (one partition per year present), swapped in the same way.
     The model must return a non-null integer `year` column. -#}
@@ -33,7 +35,8 @@
     {%- if year is none or should_full_refresh() or not is_partitioned -%}
         {{ year_partitioned_rebuild_all(target_relation, existing, sql) }}
     {%- elif month_line_range() is not none
-             and year_partitioned_exists(year_partitioned_child(target_relation, year)) -%}
+             and (config.get('month_partitions', false)
+                  or year_partitioned_exists(year_partitioned_child(target_relation, year))) -%}
         {{ year_partitioned_replace_month(target_relation, year, month_line_range(), sql) }}
     {%- else -%}
         {{ year_partitioned_replace_year(target_relation, year, sql) }}
@@ -54,6 +57,14 @@
         ~ " where n.nspname = " ~ dbt.string_literal(relation.schema)
         ~ " and c.relname = " ~ dbt.string_literal(relation.identifier)) -%}
     {{ return(result.rows | length > 0 and result.rows[0][0]) }}
+{%- endmacro %}
+
+
+{#- 'p' (partitioned), 'r' (plain table), … or none when `relation` does not exist. -#}
+{% macro year_partitioned_relkind(relation) -%}
+    {%- set result = run_query("select c.relkind::text from pg_class c where c.oid = to_regclass("
+        ~ dbt.string_literal(adapter.quote(relation.schema) ~ "." ~ adapter.quote(relation.identifier)) ~ ")") -%}
+    {{ return(result.rows[0][0] if result.rows | length > 0 else none) }}
 {%- endmacro %}
 
 
@@ -103,23 +114,93 @@
         alter table {{ staged }} rename to {{ adapter.quote(partition.identifier) }};
         alter table {{ target }} attach partition {{ partition }} for values in ({{ year }});
     {%- endcall %}
-    {{ year_partitioned_month_indexes(partition) }}
     {% call statement('analyze_partition') -%}
         analyze {{ partition }};
     {%- endcall %}
 {%- endmacro %}
 
 
-{#- Build a month (the model's rows of line_no range [first, end)) into a new table, then
-    replace that range of the year's partition with it. -#}
+{#- Build a month (the model's rows of line_no range [first, end)) into a new table, then put
+    it in place of that range of the year: as the year's month partition (`month_partitions`),
+    else by delete + insert into the year's partition. -#}
 {% macro year_partitioned_replace_month(target, year, lines, sql) -%}
     {%- set staged = year_partitioned_stage(target, year, '__dbt_month', sql) -%}
     {%- set partition = year_partitioned_child(target, year) -%}
-    {% call statement('replace_month') -%}
-        delete from {{ partition }} where line_no >= {{ lines[0] }} and line_no < {{ lines[1] }};
-        insert into {{ partition }} select * from {{ staged }};
-        drop table {{ staged }};
-        analyze {{ partition }};
+    {%- if config.get('month_partitions', false) -%}
+        {{ year_partitioned_swap_month(target, year, lines, staged) }}
+    {%- else -%}
+        {% call statement('replace_month') -%}
+            delete from {{ partition }} where line_no >= {{ lines[0] }} and line_no < {{ lines[1] }};
+            insert into {{ partition }} select * from {{ staged }};
+            drop table {{ staged }};
+            analyze {{ partition }};
+        {%- endcall %}
+    {%- endif -%}
+{%- endmacro %}
+
+
+{#- `month_partitions`: the month built in `staged` becomes partition `<model>_<Y>_<MM>` of the
+    year's partition, which is range-partitioned by line_no (a month's lines are
+    M * 100 000 000 + 1, 2, …; loaders/bts_format.py). A month costs one write of its rows,
+    like a year: measured by `make bench-month` (docs/bts.md), where delete + insert into the
+    year's table wrote the month twice and maintained the year's indexes. A year built whole
+    (`--vars '{year: Y}'`) is one plain partition; the first month built into it lays the year
+    out as months once (year_partitioned_split_months). -#}
+{% macro year_partitioned_swap_month(target, year, lines, staged) -%}
+    {%- set partition = year_partitioned_child(target, year) -%}
+    {%- set month_partition = year_partitioned_child(target, year, '_' ~ ('%02d' | format(lines[0] // 100000000))) -%}
+    {%- set kind = year_partitioned_relkind(partition) -%}
+    {%- if kind is none -%}
+        {% call statement('create_year_of_months') -%}
+            create table {{ partition }} partition of {{ target }} for values in ({{ year }})
+                partition by range (line_no);
+            {{ year_partitioned_month_indexes(partition) }}
+        {%- endcall %}
+    {%- elif kind != 'p' -%}
+        {{ year_partitioned_split_months(target, year, partition) }}
+    {%- endif -%}
+    {% call statement('swap_month') -%}
+        -- The named CHECK proves the rows belong to this year and month (the error names it) and
+        -- lets ATTACH PARTITION skip its validation scan; ATTACH builds the year's indexes on it.
+        alter table {{ staged }} add constraint {{ adapter.quote(month_partition.identifier ~ '_lines') }}
+            check (year is not null and year = {{ year }} and line_no is not null
+                   and line_no >= {{ lines[0] }} and line_no < {{ lines[1] }});
+        drop table if exists {{ month_partition }};
+        alter table {{ staged }} rename to {{ adapter.quote(month_partition.identifier) }};
+        alter table {{ partition }} attach partition {{ month_partition }}
+            for values from ({{ lines[0] }}) to ({{ lines[1] }});
+        analyze {{ month_partition }};
+    {%- endcall %}
+{%- endmacro %}
+
+
+{#- Lay a year built whole (one plain partition) out as month partitions, once: its rows are
+    copied into a new range-partitioned year partition with one partition per month, except the
+    month being built (swapped in next). A year that also holds yearly (Kaggle) lines cannot be
+    laid out by month: it is rebuilt whole (a month build then says so). -#}
+{% macro year_partitioned_split_months(target, year, partition) -%}
+    {%- set whole = year_partitioned_child(target, year, '__dbt_whole') -%}
+    {%- set probe = run_query("select coalesce(min(line_no) >= 100000000, true) from " ~ partition) -%}
+    {%- if not probe.rows[0][0] -%}
+        {{ exceptions.raise_compiler_error(
+            partition ~ " holds yearly (Kaggle) lines: it cannot take a BTS month. Build the "
+            ~ "whole year instead (`dbt build --vars '{year: " ~ year ~ "}'`).") }}
+    {%- endif -%}
+    {{ log("year_partitioned: laying " ~ partition ~ " out as month partitions (once per year built whole)", info=True) }}
+    {% call statement('split_months') -%}
+        drop table if exists {{ whole }};
+        alter table {{ target }} detach partition {{ partition }};
+        alter table {{ partition }} rename to {{ adapter.quote(whole.identifier) }};
+        create table {{ partition }} partition of {{ target }} for values in ({{ year }})
+            partition by range (line_no);
+        {%- for m in range(1, 13) %}
+        create table {{ year_partitioned_child(target, year, '_' ~ ('%02d' | format(m))) }}
+            partition of {{ partition }}
+            for values from ({{ m * 100000000 }}) to ({{ (m + 1) * 100000000 }});
+        {%- endfor %}
+        insert into {{ partition }} select * from {{ whole }};
+        drop table {{ whole }};
+        {{ year_partitioned_month_indexes(partition) }}
     {%- endcall %}
 {%- endmacro %}
 
@@ -196,30 +277,17 @@
             rename to {{ adapter.quote(target.identifier ~ '_' ~ y) }};
         {%- endfor %}
     {%- endcall %}
-    {%- for y in years %}
-    {{ year_partitioned_month_indexes(year_partitioned_child(target, y)) }}
-    {%- endfor %}
     {% call statement('analyze_all') -%}
         analyze {{ target }};
     {%- endcall %}
 {%- endmacro %}
 
 
-{#- `month_indexes` (a model config: columns): indexes on a year partition that holds BTS
-    months (line_no >= 100 000 000, loaders/bts_format.py), so that a month build's delete,
-    its reads and its tests (macros/tests/build_where.sql) find the month's rows without
-    scanning the year. A yearly (Kaggle) year is never built by month and gets none. The
-    rows of a year are either all yearly or all monthly lines, so one row tells. -#}
+{#- `month_indexes` (a model config: columns): indexes on a year laid out as month partitions
+    (every month partition gets them when attached), for reads of a month that do not go by
+    line_no: gold reads a month's flights by fl_date. A year built whole gets none. -#}
 {% macro year_partitioned_month_indexes(partition) -%}
-    {%- set columns = config.get('month_indexes', []) -%}
-    {%- if columns -%}
-        {%- set probe = run_query("select line_no >= 100000000 from " ~ partition ~ " limit 1") -%}
-        {%- if probe.rows | length > 0 and probe.rows[0][0] -%}
-            {% call statement('month_indexes') -%}
-                {%- for column in columns %}
-                create index on {{ partition }} ({{ adapter.quote(column) }});
-                {%- endfor %}
-            {%- endcall %}
-        {%- endif -%}
-    {%- endif -%}
+    {%- for column in config.get('month_indexes', []) %}
+    create index on {{ partition }} ({{ adapter.quote(column) }});
+    {%- endfor %}
 {%- endmacro %}

@@ -4,7 +4,8 @@
         tags=['silver'],
         pre_hook=["{{ parallel_plan_settings() }}"],
         plain_casts_first=true,
-        month_indexes=['line_no', 'fl_date'],
+        month_partitions=true,
+        month_indexes=['fl_date'],
     )
 }}
 {#- One row per distinct accepted flight line of the year(s) being built. Exact duplicate
