@@ -424,3 +424,24 @@ def test_the_registry_names_labels_and_groups_every_detector():
         assert frame[detectors.flag_column(name)].dtype == bool, name
     for name in detectors.MEMBERS:
         assert detectors.strength_column(name) in frame, name
+
+
+def test_the_fast_row_median_is_numpys_nanmedian_bit_for_bit():
+    from ml.baselines import median_by_group, nanmedian_rows
+
+    rng = np.random.default_rng(7)
+    for trial in range(200):
+        rows, width = rng.integers(1, 50), rng.integers(1, 60)
+        a = rng.normal(size=(rows, width)) * 10.0 ** rng.integers(-3, 4)
+        if trial % 3 == 0:
+            a = np.round(a)  # ties
+        a[rng.random(a.shape) < rng.random()] = np.nan  # odd and even counts of known values
+        a[rng.random(rows) < 0.1] = np.nan  # rows without a value
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # numpy's all-NaN warning
+            expected = np.nanmedian(a, axis=1)
+        np.testing.assert_array_equal(nanmedian_rows(a), expected)
+        values, group = np.round(rng.normal(size=3 * rows), trial % 2), rng.integers(0, 7, 3 * rows)
+        expected = [np.median(values[group == g]) if (group == g).any() else np.nan
+                    for g in range(7)]
+        np.testing.assert_array_equal(median_by_group(values, group, 7), expected)
