@@ -364,18 +364,39 @@ def _hannan_rissanen(x: np.ndarray, ar: int, ma: int, long_ar_resid: dict) -> np
     # Bias correction (Brockwell and Davis 2016, 5.1.4 step 3) as statsmodels computes it: z is
     # its recursion (zero before `start`), w is z filtered by 1 - theta_1 B - ... (the book's
     # 1 / theta(B) is not what it does), sigma2 is then the step-2 regression's without ddof.
-    from scipy.signal import lfilter
-
     start = max(ar, ma)
     ar_poly = np.concatenate(([1.0], -phi))
     z = np.zeros(n)
-    z[start:] = lfilter([1.0], np.concatenate(([1.0], theta)), np.convolve(x, ar_poly)[start:n])
-    v = lfilter([1.0], ar_poly, z)
+    z[start:] = _all_pole_filter(np.concatenate(([1.0], theta)), np.convolve(x, ar_poly)[start:n])
+    v = _all_pole_filter(ar_poly, z)
     w = np.convolve(z, np.concatenate(([1.0], -theta)))[:n]
     correction, _ = _ols(z[start:], np.hstack([_lags(v, ar, start), _lags(w, ma, start)]))
     coef = coef + correction
     resid = y - X @ coef
     return _finite_or_raise(np.append(coef, np.inner(resid, resid) / len(resid)))
+
+
+def _all_pole_filter(a: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """scipy.signal.lfilter([1.0], a, x) for a[0] = 1, bit for bit: its direct form II
+    transposed, y[t] = x[t] + z[0], z[k] <- z[k + 1] - y[t] a[k + 1], the last z[K - 1] <-
+    -y[t] a[K] (the zero numerator terms it adds change nothing). Importing scipy.signal costs
+    every worker ~1-3 s (scipy 1.16 loads all of it), more than a month's whole
+    Hannan-Rissanen search on one core; these filters are of order <= 4 over a few hundred
+    days. tests/test_ml_detectors.py compares the two.
+    """
+    coef = [float(c) for c in a[1:]]
+    order = len(coef)
+    if order == 0:
+        return np.array(x, dtype=float)
+    z = [0.0] * order
+    out = []
+    for xt in np.asarray(x, dtype=float).tolist():
+        y = z[0] + xt
+        out.append(y)
+        for k in range(order - 1):
+            z[k] = z[k + 1] - y * coef[k]
+        z[order - 1] = -(y * coef[order - 1])
+    return np.array(out)
 
 
 def _long_ar_residuals(x: np.ndarray, order: int) -> np.ndarray:
