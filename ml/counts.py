@@ -19,33 +19,50 @@ SCORE_CAP = 50.0  # -log10 probabilities beyond this carry no extra meaning
 
 def tail_score(k, n, p0, rho) -> np.ndarray:
     """-log10 P(X >= k) for X ~ overdispersed Binomial(n, p0); NaN where n == 0."""
+    k, n, p0 = (np.asarray(a, dtype=float) for a in (k, n, p0))
+    deff = _design_effect(n, rho)
+    score = _log10_tail(k / deff, n / deff, p0)
+    return np.where(n > 0, np.clip(score, 0.0, SCORE_CAP), np.nan)
+
+
+def _design_effect(n: np.ndarray, rho: float) -> np.ndarray:
+    return 1.0 + np.maximum(n - 1.0, 0.0) * rho
+
+
+def _log10_tail(k_e: np.ndarray, n_e: np.ndarray, p0: np.ndarray) -> np.ndarray:
+    """-log10 I_p0(k_e, n_e - k_e + 1) of effective counts (0 where k_e <= 0), unclipped."""
     from scipy.special import betainc
 
-    k, n, p0 = (np.asarray(a, dtype=float) for a in (k, n, p0))
-    deff = 1.0 + np.maximum(n - 1.0, 0.0) * rho
-    n_e, k_e = n / deff, k / deff
     safe_k = np.where(k_e > 0, k_e, 1.0)
     sf = np.where(k_e > 0, betainc(safe_k, np.maximum(n_e - safe_k, 0.0) + 1.0, p0), 1.0)
     with np.errstate(divide="ignore"):
-        score = -np.log10(sf)
-    return np.where(n > 0, np.clip(score, 0.0, SCORE_CAP), np.nan)
+        return -np.log10(sf)
 
 
 def rate_at_score(score: float, n, p0, rho, iterations: int = 18, where=None) -> np.ndarray:
     """The smallest rate k/n whose tail score reaches `score` (bisection, vectorised; 18 steps
-    give the rate to 4e-6). Only computed where `where` is True (NaN elsewhere)."""
+    give the rate to 4e-6). Only computed where `where` is True (NaN elsewhere).
+
+    Each step is `tail_score(mid * n, n, p0, rho) >= score` (NaN read as 0) with what does not
+    change between steps (design effect, effective n) taken out of the loop: the same numbers,
+    in half the numpy calls (18 steps for two count detectors were a tenth of a month's CPU).
+    """
     n, p0 = np.asarray(n, dtype=float), np.asarray(p0, dtype=float)
     if where is not None:
         out = np.full(len(n), np.nan)
         out[where] = rate_at_score(score, n[where], p0[where], rho, iterations)
         return out
+    deff = _design_effect(n, rho)
+    n_e = n / deff
+    positive = n > 0
     lo, hi = p0.copy(), np.ones_like(p0)
     for _ in range(iterations):
         mid = (lo + hi) / 2
-        above = np.nan_to_num(tail_score(mid * n, n, p0, rho), nan=0.0) >= score
+        tail = np.clip(_log10_tail((mid * n) / deff, n_e, p0), 0.0, SCORE_CAP)
+        above = np.where(positive, tail >= score, 0.0 >= score)
         hi = np.where(above, mid, hi)
         lo = np.where(above, lo, mid)
-    return np.where(n > 0, hi, np.nan)
+    return np.where(positive, hi, np.nan)
 
 
 def overdispersion(k, n, p0, ok) -> float:

@@ -364,18 +364,39 @@ def _hannan_rissanen(x: np.ndarray, ar: int, ma: int, long_ar_resid: dict) -> np
     # Bias correction (Brockwell and Davis 2016, 5.1.4 step 3) as statsmodels computes it: z is
     # its recursion (zero before `start`), w is z filtered by 1 - theta_1 B - ... (the book's
     # 1 / theta(B) is not what it does), sigma2 is then the step-2 regression's without ddof.
-    from scipy.signal import lfilter
-
     start = max(ar, ma)
     ar_poly = np.concatenate(([1.0], -phi))
     z = np.zeros(n)
-    z[start:] = lfilter([1.0], np.concatenate(([1.0], theta)), np.convolve(x, ar_poly)[start:n])
-    v = lfilter([1.0], ar_poly, z)
+    z[start:] = _all_pole_filter(np.concatenate(([1.0], theta)), np.convolve(x, ar_poly)[start:n])
+    v = _all_pole_filter(ar_poly, z)
     w = np.convolve(z, np.concatenate(([1.0], -theta)))[:n]
     correction, _ = _ols(z[start:], np.hstack([_lags(v, ar, start), _lags(w, ma, start)]))
     coef = coef + correction
     resid = y - X @ coef
     return _finite_or_raise(np.append(coef, np.inner(resid, resid) / len(resid)))
+
+
+def _all_pole_filter(a: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """scipy.signal.lfilter([1.0], a, x) for a[0] = 1, bit for bit: its direct form II
+    transposed, y[t] = x[t] + z[0], z[k] <- z[k + 1] - y[t] a[k + 1], the last z[K - 1] <-
+    -y[t] a[K] (the zero numerator terms it adds change nothing). Importing scipy.signal costs
+    every worker ~1-3 s (scipy 1.16 loads all of it), more than a month's whole
+    Hannan-Rissanen search on one core; these filters are of order <= 4 over a few hundred
+    days. tests/test_ml_detectors.py compares the two.
+    """
+    coef = [float(c) for c in a[1:]]
+    order = len(coef)
+    if order == 0:
+        return np.array(x, dtype=float)
+    z = [0.0] * order
+    out = []
+    for xt in np.asarray(x, dtype=float).tolist():
+        y = z[0] + xt
+        out.append(y)
+        for k in range(order - 1):
+            z[k] = z[k + 1] - y * coef[k]
+        z[order - 1] = -(y * coef[order - 1])
+    return np.array(out)
 
 
 def _long_ar_residuals(x: np.ndarray, order: int) -> np.ndarray:
@@ -447,6 +468,65 @@ def _stationary_and_invertible(phi: np.ndarray, theta: np.ndarray) -> bool:
     return True
 
 
+def arma_one_step(x: np.ndarray, phi: np.ndarray, theta: np.ndarray,
+                  sigma2: float) -> np.ndarray:
+    """One-step-ahead predictions of a zero-mean ARMA(p, q) series, NaN = missing: what
+    statsmodels' `ARIMA(x, order=(p, 0, q), trend="n").filter([*phi, *theta, sigma2],
+    cov_type="none").fittedvalues` gives, without its cost (4.2 ms a call, three quarters of
+    it building and initialising the state space; this loop: see docs/ml.md).
+
+    The exact Kalman filter of SARIMAX's (Harvey) state space: state dimension
+    r = max(p, q + 1), transition T with phi in its first column and ones above the diagonal,
+    selection R = [1, theta...], state variance sigma2, no measurement error; the stationary
+    initialisation a0 = 0, P0 solving P = T P T' + R R' sigma2. A missing day is a prediction
+    step without update. Once the predicted covariance repeats exactly it stays put while days
+    are observed, so the covariance steps are skipped until the next missing day.
+    tests/test_ml_arma_filter.py pins it to statsmodels.
+    """
+    x = np.asarray(x, dtype=float)
+    p, q = len(phi), len(theta)
+    r = max(p, q + 1)
+    ph = [float(v) for v in phi] + [0.0] * (r - p)
+    rr = [1.0] + [float(v) for v in theta] + [0.0] * (r - q - 1)
+    T = np.eye(r, k=1)
+    T[:, 0] = ph
+    rqr = sigma2 * np.outer(rr, rr)
+    p0 = np.linalg.solve(np.eye(r * r) - np.kron(T, T), rqr.ravel()).reshape(r, r)
+    P = ((p0 + p0.T) / 2).tolist()
+    Q = rqr.tolist()
+    a = [0.0] * r
+    ix = range(r)
+    out = np.empty(len(x))
+    steady = False
+    for t, (y, known) in enumerate(zip(x.tolist(), (~np.isnan(x)).tolist())):
+        out[t] = a[0]
+        f = P[0][0]
+        # sigma2 = 0 (the search's fallback on a constant series) knows the state exactly:
+        # nothing to update, statsmodels then predicts 0 throughout as well
+        observed = known and f > 0
+        if observed:
+            k = [P[i][0] / f for i in ix]
+            v = y - a[0]
+            a = [a[i] + k[i] * v for i in ix]
+        # predict: a <- T a (phi times the first element plus the next one)
+        a = [ph[i] * a[0] + (a[i + 1] if i + 1 < r else 0.0) for i in ix]
+        if steady and observed:
+            continue
+        if observed:
+            P0 = P[0]
+            U = [[P[i][j] - P[i][0] * P0[j] / f for j in ix] for i in ix]
+        else:
+            U = P
+        # T U T' + R R' sigma2, with (T U)[i] = phi_i U[0] + U[i + 1]
+        TU = [[ph[i] * U[0][j] + (U[i + 1][j] if i + 1 < r else 0.0) for j in ix] for i in ix]
+        new = [[ph[j] * TU[i][0] + (TU[i][j + 1] if j + 1 < r else 0.0) + Q[i][j]
+                for j in ix] for i in ix]
+        new = [[(new[i][j] + new[j][i]) / 2 for j in ix] for i in ix]
+        steady = observed and new == P
+        P = new
+    return out
+
+
 def arima(s: AirportSeries, p: Params, inputs: Inputs) -> Detection:
     """One-step-ahead ARMA forecasts of the weekday-adjusted delay (a day never predicts itself).
 
@@ -454,10 +534,8 @@ def arima(s: AirportSeries, p: Params, inputs: Inputs) -> Detection:
     with earlier anomalies blanked out; the Kalman filter then treats blanked and missing days as
     missing. Residuals are judged like the seasonal detector's: on `delay_scale`, with the same
     two ways to a flag (`_delay_detection`).
-    Convergence and estimation warnings are kept per airport rather than printed.
+    Estimation warnings (the order search's) are kept per airport rather than printed.
     """
-    from statsmodels.tsa.arima.model import ARIMA
-
     y = s.delay
     seasonal = inputs["seasonal_robust"]
     eff = seasonal.fitted["weekday_effect"][s.weekday]
@@ -474,10 +552,8 @@ def arima(s: AirportSeries, p: Params, inputs: Inputs) -> Detection:
         start = max(0, first_target - ARIMA_LEAD_IN_DAYS)
         ar, ma, params = _select_arma_order(np.nan_to_num(x[start:], nan=0.0),
                                             p.arima_max_p, p.arima_max_q)
-        model = ARIMA(x[start:], order=(ar, 0, ma), trend="n")
-        res = model.filter(params, cov_type="none")
         pred = np.full(len(s), np.nan)
-        pred[start:] = np.asarray(res.fittedvalues)
+        pred[start:] = arma_one_step(x[start:], params[:ar], params[ar:ar + ma], params[-1])
     out.warnings = sorted({f"{w_.category.__name__}: {w_.message}" for w_ in caught})
     expected = pred + centre + eff
     u = y - expected

@@ -424,3 +424,54 @@ def test_the_registry_names_labels_and_groups_every_detector():
         assert frame[detectors.flag_column(name)].dtype == bool, name
     for name in detectors.MEMBERS:
         assert detectors.strength_column(name) in frame, name
+
+
+def test_the_fast_row_median_is_numpys_nanmedian_bit_for_bit():
+    from ml.baselines import median_by_group, nanmedian_rows
+
+    rng = np.random.default_rng(7)
+    for trial in range(200):
+        rows, width = rng.integers(1, 50), rng.integers(1, 60)
+        a = rng.normal(size=(rows, width)) * 10.0 ** rng.integers(-3, 4)
+        if trial % 3 == 0:
+            a = np.round(a)  # ties
+        a[rng.random(a.shape) < rng.random()] = np.nan  # odd and even counts of known values
+        a[rng.random(rows) < 0.1] = np.nan  # rows without a value
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # numpy's all-NaN warning
+            expected = np.nanmedian(a, axis=1)
+        np.testing.assert_array_equal(nanmedian_rows(a), expected)
+        values, group = np.round(rng.normal(size=3 * rows), trial % 2), rng.integers(0, 7, 3 * rows)
+        expected = [np.median(values[group == g]) if (group == g).any() else np.nan
+                    for g in range(7)]
+        np.testing.assert_array_equal(median_by_group(values, group, 7), expected)
+
+
+def test_the_hannan_rissanen_filters_are_scipys_lfilter_bit_for_bit():
+    from scipy.signal import lfilter
+
+    rng = np.random.default_rng(3)
+    for trial in range(300):
+        a = np.r_[1.0, rng.uniform(-1.5, 1.5, trial % 5)]  # orders 0..4
+        x = rng.normal(size=rng.integers(1, 500)) * 10.0 ** rng.integers(-3, 4)
+        x[: rng.integers(0, 10)] = 0.0  # the recursion's zeros before `start`
+        np.testing.assert_array_equal(detectors._all_pole_filter(a, x), lfilter([1.0], a, x))
+
+
+def test_the_count_bisection_is_unchanged_by_its_hoisted_loop():
+    """rate_at_score's loop is tail_score(mid * n, n, p0, rho) >= score with NaN read as 0."""
+    from ml.counts import rate_at_score
+
+    rng = np.random.default_rng(5)
+    for trial in range(50):
+        m = rng.integers(1, 200)
+        n = rng.integers(0, 500, m).astype(float)
+        p0, rho = rng.uniform(0.002, 0.95, m), [0.0, rng.uniform(0, 0.2)][trial % 2]
+        for score in (6.0, 0.0, 60.0):
+            lo, hi = p0.copy(), np.ones(m)
+            for _ in range(18):
+                mid = (lo + hi) / 2
+                above = np.nan_to_num(tail_score(mid * n, n, p0, rho), nan=0.0) >= score
+                hi, lo = np.where(above, mid, hi), np.where(above, lo, mid)
+            np.testing.assert_array_equal(rate_at_score(score, n, p0, rho),
+                                          np.where(n > 0, hi, np.nan))
