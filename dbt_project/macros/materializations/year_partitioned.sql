@@ -27,7 +27,7 @@
     {{ run_hooks(pre_hooks, inside_transaction=False) }}
     {{ run_hooks(pre_hooks, inside_transaction=True) }}
 
-    {%- set is_partitioned = existing is not none and year_partitioned_is_partitioned(existing) -%}
+    {%- set is_partitioned = existing is not none and year_partitioned_relkind(existing) == 'p' -%}
     {%- if existing is not none and not is_partitioned -%}
         {{ log("year_partitioned: " ~ existing ~ " is not a partitioned table (built by an older version); rebuilding it as one. Years other than the ones built now are rebuilt by a build without the year var.", info=True) }}
     {%- endif -%}
@@ -49,15 +49,6 @@
     {% do apply_grants(target_relation, grant_config, should_revoke=True) %}
     {{ return({'relations': [target_relation]}) }}
 {% endmaterialization %}
-
-
-{% macro year_partitioned_is_partitioned(relation) -%}
-    {%- set result = run_query(
-        "select c.relkind = 'p' from pg_class c join pg_namespace n on n.oid = c.relnamespace"
-        ~ " where n.nspname = " ~ dbt.string_literal(relation.schema)
-        ~ " and c.relname = " ~ dbt.string_literal(relation.identifier)) -%}
-    {{ return(result.rows | length > 0 and result.rows[0][0]) }}
-{%- endmacro %}
 
 
 {#- 'p' (partitioned), 'r' (plain table), … or none when `relation` does not exist. -#}
