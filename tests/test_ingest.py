@@ -255,8 +255,10 @@ def test_s3_lake_zip_reingest_and_interrupted_multipart_upload(s3_lake, tmp_path
     finally:
         events.unregister("after-call.s3", handler)
     # Parts go up from s3transfer's threads while the zip is read: how many completed before the
-    # read failed depends on timing (a part cut short is never reported), at least one did.
-    assert "UploadPart" in calls and "AbortMultipartUpload" in calls
+    # read failed depends on timing (on a busy machine none had, and a part cut short is never
+    # reported), so the test asserts the multipart upload itself: started, aborted, never
+    # completed, and nothing left behind (below).
+    assert "CreateMultipartUpload" in calls and "AbortMultipartUpload" in calls
     assert "CompleteMultipartUpload" not in calls
     listed = s3.list_objects_v2(Bucket=bucket, Prefix=f"{prefix}/01_bronze/")
     keys = sorted(o["Key"].removeprefix(f"{prefix}/") for o in listed.get("Contents", []))
