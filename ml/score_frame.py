@@ -7,6 +7,8 @@ plus the list of per-airport failures and warnings. `ml.score` does the I/O arou
 
 from __future__ import annotations
 
+import importlib
+import threading
 import time
 
 import numpy as np
@@ -23,7 +25,7 @@ from ml.detectors import (
 )
 from ml.ensemble import decide
 from ml.params import Params
-from ml.series import AirportSeries, target_mask
+from ml.series import DAY, TARGET, AirportSeries, target_mask
 
 OUTPUT_COLUMNS = [
     "id", "origin", "fl_date", "year", "flights", "scheduled_flights", "cancelled_flights",
@@ -46,49 +48,54 @@ def month_window_start(first, params: Params):
     return first - dt.timedelta(days=params.month_history_days)
 
 
-def _month_window(frame: pd.DataFrame, first, params: Params) -> pd.DataFrame:
-    """An airport's rows a month's detectors see: from `month_window_start`, or further back
-    for an airport that flies so rarely that the window would hold fewer than
-    `params.min_history_days` days with flights (as many as its history has, then)."""
-    start = month_window_start(first, params)
-    flown = np.sort(frame.loc[frame["flights"].fillna(0) > 0, "fl_date"].to_numpy())
-    if len(flown) >= params.min_history_days:
-        start = min(start, flown[-params.min_history_days])
-    elif len(flown):
-        start = min(start, flown[0])
-    return frame[frame["fl_date"] >= start]
+def month_window(gold: pd.DataFrame, first, params: Params) -> pd.DataFrame:
+    """The rows of `gold` (every airport's) that a month's detectors see: each airport's
+    from `month_window_start`, or further back for an airport that flies so rarely that the
+    window would hold fewer than `params.min_history_days` days with flights (as many as its
+    history has, then: from the earliest of its last `min_history_days` days with flights).
+    One pass over all airports: per airport in pandas it cost ~1 s of a month's run."""
+    days = pd.to_datetime(gold["fl_date"])
+    flown = pd.DataFrame({"origin": gold["origin"], "day": days})[
+        gold["flights"].fillna(0).to_numpy() > 0]
+    recent = (flown.sort_values("day", ascending=False, kind="stable")
+              .groupby("origin", sort=False).head(params.min_history_days))
+    earliest_needed = recent.groupby("origin", sort=False)["day"].min()
+    window_start = pd.Timestamp(month_window_start(first, params))
+    start = gold["origin"].map(earliest_needed.clip(upper=window_start)).fillna(window_start)
+    return gold[(days >= start).to_numpy()]
 
 
-def score_airport(origin: str, frame: pd.DataFrame, year: int, params: Params,
-                  originals: bool = False, timings: dict | None = None,
-                  only_originals: bool = False, period: tuple | None = None,
-                  has_prior: bool | None = None) -> tuple[pd.DataFrame, list[dict]]:
-    """All detectors on one airport; returns its scored rows (the year's, or with `period` =
-    (first, end) the year's days in [first, end)) and its problems.
+def detect_airport(origin: str, frame: pd.DataFrame, year: int, params: Params,
+                   originals: bool = False, timings: dict | None = None,
+                   only_originals: bool = False, period: tuple | None = None,
+                   has_prior: bool | None = None) -> tuple[dict, list[dict]]:
+    """All detectors on one airport; returns its computed columns and its problems.
 
-    `timings`, when given, accumulates each detector's seconds. `has_prior` says whether the
-    airport has gold rows before the year (default: whether `frame` has)."""
-    target_rows = frame[target_mask(frame, year, period)].sort_values("fl_date")
-    base = target_rows[[c for c in OUTPUT_COLUMNS if c in target_rows.columns]]
-    # the computed columns, in order, joined to `base` once: column-by-column assignment to
-    # the frame was a fifth of a month's scoring time
+    `frame`: the airport's gold rows (with `period`, its window: `month_window`). Each column
+    holds a value per target row (the year's rows, or with `period` = (first, end) the year's
+    days in [first, end)) in fl_date order, or one value for all of them; `score_frame` joins
+    them to the gold rows once for every airport. `timings`, when given, accumulates each
+    detector's seconds. `has_prior` says whether the airport has gold rows before the year
+    (default: whether `frame` has)."""
     out: dict = {}
     for name in [*DETECTORS, *(ORIGINAL_DETECTORS if originals else ())]:
         out[flag_column(name)] = False
     for name in MEMBERS:
         out[strength_column(name)] = np.nan  # not judged (too little history)
     problems: list[dict] = []
-    days_with_flights = int((frame["flights"].fillna(0) > 0).sum())
-    if days_with_flights < params.min_history_days or target_rows.empty:
+    days_with_flights = int((frame["flights"].fillna(0).to_numpy() > 0).sum())
+    series = None
+    if days_with_flights >= params.min_history_days:
+        series = AirportSeries.from_frame(origin, frame, year, period)
+    if series is None or not series.target.any():
         out["history_status"] = "insufficient_history"
-        return _with_columns(base, out), problems
+        return out, problems
     # the first year of a backfill (or a user with one file) is judged on in-year days only
     if has_prior is None:
         has_prior = bool((pd.to_numeric(frame["year"]) < year).any())
     out["history_status"] = "scored" if has_prior else "scored_in_year"
 
-    series = AirportSeries.from_frame(origin, frame, year, period)
-    pos = series.dates.get_indexer(pd.to_datetime(target_rows["fl_date"]))
+    pos = np.flatnonzero(series.target)  # the target rows' days, in order
     detectors = dict(DETECTORS, **(ORIGINAL_DETECTORS if originals else {}))
     if only_originals:
         detectors = dict(ORIGINAL_DETECTORS)
@@ -96,7 +103,7 @@ def score_airport(origin: str, frame: pd.DataFrame, year: int, params: Params,
     problems += run.problems
     if run.baseline_failed:
         out["history_status"] = "insufficient_history"
-        return _with_columns(base, out), problems
+        return out, problems
     results = run.results
 
     def take(name, attr):
@@ -130,28 +137,37 @@ def score_airport(origin: str, frame: pd.DataFrame, year: int, params: Params,
         for i, col in enumerate(IFOREST_FEATURES):
             out[col] = fitted["features"][pos, i]
         out["_iforest_train"] = fitted["train"][pos]
-    return _with_columns(base, out), problems
-
-
-def _with_columns(base: pd.DataFrame, columns: dict) -> pd.DataFrame:
-    added = pd.DataFrame(columns, index=base.index)
-    # gold rarely carries a computed column; an empty drop still cost 1 ms an airport
-    replaced = [c for c in columns if c in base.columns]
-    if replaced:
-        base = base.drop(columns=replaced)
-    return pd.concat([base, added], axis=1)
+    return out, problems
 
 
 def _score_chunk(chunk: list[tuple[str, pd.DataFrame, bool | None]], year: int, params: Params,
                  originals: bool, only_originals: bool = False, period: tuple | None = None,
-                 ) -> tuple[list[pd.DataFrame], list[dict], dict]:
-    frames, problems, timings = [], [], {}
+                 ) -> tuple[dict[str, dict], list[dict], dict]:
+    columns, problems, timings = {}, [], {}
     for origin, frame, has_prior in chunk:
-        rows, probs = score_airport(origin, frame, year, params, originals, timings,
-                                    only_originals, period, has_prior)
-        frames.append(rows)
+        columns[origin], probs = detect_airport(origin, frame, year, params, originals, timings,
+                                                only_originals, period, has_prior)
         problems.extend(probs)
-    return frames, problems, timings
+    return columns, problems, timings
+
+
+def _join_columns(base: pd.DataFrame, columns: dict[str, dict]) -> pd.DataFrame:
+    """`base` (the target rows, ordered by origin and fl_date) with every airport's computed
+    columns: one DataFrame built once (one per airport, then concatenated, was a fifth of a
+    month's scoring time). A column an airport lacks is NaN on its rows."""
+    origins, sizes = np.unique(base["origin"].to_numpy(dtype=object), return_counts=True)
+    names = list(dict.fromkeys(name for origin in origins for name in columns[origin]))
+    joined = {}
+    for name in names:
+        parts = []
+        for origin, n in zip(origins, sizes, strict=True):
+            value = columns[origin].get(name, np.nan)
+            if np.ndim(value) == 0:
+                value = np.full(n, value, dtype=object if isinstance(value, str) else None)
+            parts.append(value)
+        joined[name] = np.concatenate(parts) if parts else np.array([])
+    kept = base[[c for c in base.columns if c not in joined]].reset_index(drop=True)
+    return pd.concat([kept, pd.DataFrame(joined)], axis=1)
 
 
 def score_frame(gold: pd.DataFrame, year: int, params: Params | None = None,
@@ -178,9 +194,12 @@ def score_frame(gold: pd.DataFrame, year: int, params: Params | None = None,
         prior_origins = set(gold.loc[pd.to_numeric(gold["year"]) < year, "origin"])
     if period is not None:
         gold = gold[gold["fl_date"] < period[1]]
+        gold = month_window(gold, period[0], params)
+    # one order for the rows (and the forest's training rows), whatever the workers
+    gold = gold.sort_values(["origin", "fl_date"], kind="stable")
+    target = target_mask(gold, year, period)
+    gold = gold.assign(**{DAY: pd.to_datetime(gold["fl_date"]).to_numpy(), TARGET: target})
     groups = dict(tuple(gold.groupby("origin", sort=True)))
-    if period is not None:
-        groups = {o: _month_window(g, period[0], params) for o, g in groups.items()}
     # Big airports first, dealt round-robin, so both workers finish at about the same time.
     order = sorted(scored_origins, key=lambda o: -len(groups[o]))
     n_chunks = max(1, min(len(order), params.n_jobs * 4))
@@ -190,20 +209,27 @@ def score_frame(gold: pd.DataFrame, year: int, params: Params | None = None,
         parts = [_score_chunk(c, year, params, originals, only_originals, period)
                  for c in chunks]
     else:
+        # scikit-learn (for the pooled forest, after the workers) takes ~2 s to import, most
+        # of a month's fixed cost: it loads here while the workers start and score
+        sklearn_import = threading.Thread(target=importlib.import_module,
+                                          args=("sklearn.ensemble",), daemon=True)
+        sklearn_import.start()
         parts = Parallel(n_jobs=params.n_jobs)(
             delayed(_score_chunk)(c, year, params, originals, only_originals, period)
             for c in chunks
         )
-    frames = [f for part in parts for f in part[0]]
+        sklearn_import.join()
+    columns = {origin: cols for part in parts for origin, cols in part[0].items()}
     seconds: dict[str, float] = {}
     for part in parts:
         for name, sec in part[2].items():
             seconds[name] = seconds.get(name, 0.0) + sec
     problems = sorted((p for part in parts for p in part[1]),
                       key=lambda p: (p["origin"], p["detector"], p["message"]))
-    if not frames:
+    if not columns:
         return pd.DataFrame(columns=OUTPUT_COLUMNS), problems
-    scored = pd.concat(frames, ignore_index=True)
+    base = gold.loc[target, [c for c in OUTPUT_COLUMNS if c in gold.columns]]
+    scored = _join_columns(base, columns)
     if "_iforest_train" in scored:
         ok = scored["_iforest_train"].notna().to_numpy()
         X = scored.loc[ok, IFOREST_FEATURES].to_numpy(dtype=float)
@@ -217,6 +243,5 @@ def score_frame(gold: pd.DataFrame, year: int, params: Params | None = None,
         scored[iforest] = scored[iforest].astype(bool)
         scored = scored.drop(columns=[*IFOREST_FEATURES, "_iforest_train"])
     scored = decide(scored, params.ensemble_rule)
-    scored = scored.sort_values(["origin", "fl_date"]).reset_index(drop=True)
     scored.attrs["detector_seconds"] = {k: round(v, 3) for k, v in seconds.items()}
     return scored, problems

@@ -11,6 +11,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+# Optional columns of a frame given to `AirportSeries.from_frame`, computed for every airport
+# at once by ml.score_frame (per airport, in pandas, they cost more than some detectors): the
+# day as datetime64 and whether the row is a target row (`target_mask`).
+DAY, TARGET = "_day", "_target"
 GOLD_COLUMNS = [
     "id", "origin", "fl_date", "year", "flights", "scheduled_flights", "cancelled_flights",
     "mean_dep_delay", "cancel_rate",
@@ -55,10 +59,12 @@ class AirportSeries:
                    period: tuple | None = None) -> AirportSeries:
         """`frame`: this airport's gold rows (any years, any order). The target days are the
         year's, or with `period` = (first, end) the year's days first <= fl_date < end."""
-        frame = frame.sort_values("fl_date")
-        dates = pd.DatetimeIndex(pd.to_datetime(frame["fl_date"]))
-        full = pd.date_range(dates.min(), dates.max(), freq="D")
-        pos = full.get_indexer(dates)
+        if not frame["fl_date"].is_monotonic_increasing:
+            frame = frame.sort_values("fl_date")
+        dates = pd.DatetimeIndex(frame[DAY] if DAY in frame else pd.to_datetime(frame["fl_date"]))
+        full = pd.date_range(dates[0], dates[-1], freq="D")
+        pos = (dates - full[0]).days.to_numpy()
+        target = frame[TARGET].to_numpy() if TARGET in frame else target_mask(frame, year, period)
 
         def spread(values, fill, dtype):
             out = np.full(len(full), fill, dtype=dtype)
@@ -75,7 +81,7 @@ class AirportSeries:
             flights=flights,
             scheduled=spread(frame["scheduled_flights"].fillna(0).to_numpy(), 0, float),
             cancelled=spread(frame["cancelled_flights"].fillna(0).to_numpy(), 0, float),
-            target=spread(target_mask(frame, year, period), False, bool),
+            target=spread(target, False, bool),
             delayed=spread(_delayed_counts(frame), np.nan, float),
             delay_sd=(spread(frame["sd_dep_delay"].to_numpy(dtype=float, na_value=np.nan),
                              np.nan, float) if "sd_dep_delay" in frame else None),
