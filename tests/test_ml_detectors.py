@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import warnings
 
 import numpy as np
@@ -13,7 +14,7 @@ from scipy import stats
 from ml import detectors
 from ml.counts import tail_score
 from ml.params import Params
-from ml.score_frame import score_frame
+from ml.score_frame import month_window, score_frame
 from ml.series import AirportSeries
 
 P = Params()
@@ -481,3 +482,28 @@ def test_the_count_bisection_is_unchanged_by_its_hoisted_loop():
                 hi, lo = np.where(above, mid, hi), np.where(above, lo, mid)
             np.testing.assert_array_equal(rate_at_score(score, n, p0, rho),
                                           np.where(n > 0, hi, np.nan))
+
+
+def test_a_month_window_reaches_back_for_rarely_flown_airports():
+    """Each airport's window starts `month_history_days` before the month, or at the earliest
+    of its last `min_history_days` days with flights when that is earlier (all it has when it
+    has fewer)."""
+    days = pd.date_range("2017-01-01", "2018-06-30", freq="D")
+    first = dt.date(2018, 6, 1)
+    rows = []
+    for origin, every in [("DLY", 1), ("RAR", 10), ("FEW", 100)]:
+        for i, day in enumerate(days):
+            rows.append({"origin": origin, "fl_date": day.date(),
+                         "flights": 5 if i % every == 0 else 0})
+    gold = pd.DataFrame(rows)
+    window = month_window(gold, first, P)
+    start = window.groupby("origin")["fl_date"].min()
+    assert start["DLY"] == first - dt.timedelta(days=P.month_history_days)
+    rare = gold[(gold["origin"] == "RAR") & (gold["flights"] > 0)]["fl_date"]
+    assert start["RAR"] == sorted(rare)[-P.min_history_days]
+    assert start["RAR"] < start["DLY"]
+    assert start["FEW"] == dt.date(2017, 1, 1)  # 6 days with flights: all of its history
+    # every airport keeps all its days from its start on
+    for origin, since in start.items():
+        kept = window[window["origin"] == origin]
+        assert len(kept) == ((gold["origin"] == origin) & (gold["fl_date"] >= since)).sum()
