@@ -54,7 +54,7 @@ def month_window(gold: pd.DataFrame, first, params: Params) -> pd.DataFrame:
     window would hold fewer than `params.min_history_days` days with flights (as many as its
     history has, then: from the earliest of its last `min_history_days` days with flights).
     One pass over all airports: per airport in pandas it cost ~1 s of a month's run."""
-    days = pd.to_datetime(gold["fl_date"])
+    days = gold[DAY] if DAY in gold else pd.to_datetime(gold["fl_date"])
     flown = pd.DataFrame({"origin": gold["origin"], "day": days})[
         gold["flights"].fillna(0).to_numpy() > 0]
     recent = (flown.sort_values("day", ascending=False, kind="stable")
@@ -165,7 +165,7 @@ def _join_columns(base: pd.DataFrame, columns: dict[str, dict]) -> pd.DataFrame:
             if np.ndim(value) == 0:
                 value = np.full(n, value, dtype=object if isinstance(value, str) else None)
             parts.append(value)
-        joined[name] = np.concatenate(parts) if parts else np.array([])
+        joined[name] = np.concatenate(parts)
     kept = base[[c for c in base.columns if c not in joined]].reset_index(drop=True)
     return pd.concat([kept, pd.DataFrame(joined)], axis=1)
 
@@ -194,11 +194,13 @@ def score_frame(gold: pd.DataFrame, year: int, params: Params | None = None,
         prior_origins = set(gold.loc[pd.to_numeric(gold["year"]) < year, "origin"])
     if period is not None:
         gold = gold[gold["fl_date"] < period[1]]
+    gold = gold.assign(**{DAY: pd.to_datetime(gold["fl_date"]).to_numpy()})
+    if period is not None:
         gold = month_window(gold, period[0], params)
     # one order for the rows (and the forest's training rows), whatever the workers
     gold = gold.sort_values(["origin", "fl_date"], kind="stable")
     target = target_mask(gold, year, period)
-    gold = gold.assign(**{DAY: pd.to_datetime(gold["fl_date"]).to_numpy(), TARGET: target})
+    gold[TARGET] = target
     groups = dict(tuple(gold.groupby("origin", sort=True)))
     # Big airports first, dealt round-robin, so both workers finish at about the same time.
     order = sorted(scored_origins, key=lambda o: -len(groups[o]))
