@@ -76,8 +76,9 @@ def _dbt(work: Path) -> list[str]:
             str(work / "logs"),
             # what a DAG run builds, as it builds it: the unit tests check SQL on fixed inputs
             # and run in CI and a plain `dbt build`, not in the DAG's dbt tasks, which write
-            # no JSON artifacts either (dags/etl_ml_pipeline.py)
-            "--exclude", "tag:ml", "resource_type:unit_test", "--no-write-json"]
+            # no JSON artifacts and no log file either (dags/etl_ml_pipeline.py)
+            "--exclude", "tag:ml", "resource_type:unit_test", "--no-write-json",
+            "--log-level-file", "none"]
 
 
 def psql_copy_month(path: str) -> list[str]:

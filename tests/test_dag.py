@@ -109,9 +109,11 @@ def test_tasks_are_wired_in_order(report):
     # A production run skips dbt's unit tests (CI runs them): every build excludes them.
     for t in (t for t in tasks if t.endswith("_model_build")):
         assert "resource_type:unit_test" in tasks[t]["dbt_exclude"], t
-    # Every dbt task skips writing manifest/run_results JSON, and Cosmos keeps dbt's
+    # Every dbt task skips writing manifest/run_results JSON and dbt's log file (both would go
+    # to the temporary project copy Cosmos deletes), and Cosmos keeps dbt's
     # partial-parse file for each task group, as it configures it (one cache per group).
-    assert all(tasks[t]["dbt_flags"] == ["--no-write-json"] for t in all_dbt), all_dbt
+    assert all(tasks[t]["dbt_flags"] == ["--no-write-json", "--log-level-file", "none"]
+               for t in all_dbt), all_dbt
     for group in ("dbt_transform.", "dbt_ml."):
         cache_dirs = {tasks[t]["dbt_cache_dir"] for t in all_dbt if t.startswith(group)}
         assert len(cache_dirs) == 1 and None not in cache_dirs, cache_dirs

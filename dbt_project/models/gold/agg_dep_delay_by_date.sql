@@ -22,9 +22,11 @@
     in its last bits between parallel plans. -#}
 with
 
+-- A month's flights are its lines (silver rejects a line dated outside its file's month), so
+-- a month build reads the month's partition alone, not every month's for its days.
 flights as (
     select * from {{ ref('flights') }}
-    where {{ year_condition() }} and {{ month_dates_condition() }}
+    where {{ year_condition() }} and {{ month_lines_condition() }}
 ),
 
 daily as (

@@ -18,7 +18,7 @@ silver as (
             + coalesce(sum(dep_delay::numeric) filter (where not is_cancelled and dep_delay <> trunc(dep_delay)), 0)
             as total_dep_delay
     from {{ ref('flights') }}
-    where {{ year_condition() }} and {{ month_dates_condition() }}
+    where {{ year_condition() }} and {{ month_lines_condition() }}
     group by year
 ),
 
