@@ -7,6 +7,7 @@ plus the list of per-airport failures and warnings. `ml.score` does the I/O arou
 
 from __future__ import annotations
 
+import collections
 import importlib
 import threading
 import time
@@ -151,6 +152,55 @@ def _score_chunk(chunk: list[tuple[str, pd.DataFrame, bool | None]], year: int, 
     return columns, problems, timings
 
 
+def _score_beside_workers(chunks: list, n_workers: int, args: tuple) -> list:
+    """`_score_chunk` of every chunk, by this process and `n_workers` worker processes
+    together, each taking the next chunk (biggest first) as it finishes one.
+
+    This process scores too instead of waiting: a worker spends ~1.5 s starting (a fresh
+    interpreter importing pandas and the detectors) before its first chunk, which this
+    process, with all that imported, does not; a month's detectors are ~5 s of CPU. Every
+    process runs BLAS on one thread (as loky's workers do with one per core), so a chunk's
+    result does not depend on where it ran. scikit-learn (the pooled forest's, after the
+    chunks; ~1.5 s to import) loads here once this process has no chunk left."""
+    from joblib.externals.loky import get_reusable_executor
+    from threadpoolctl import threadpool_limits
+
+    one_thread = {name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                                         "MKL_NUM_THREADS")}
+    executor = get_reusable_executor(max_workers=n_workers, env=one_thread)
+    pending = collections.deque(range(len(chunks)))
+    submitted: list[tuple[int, object]] = []
+    lock = threading.Lock()
+
+    def submit_next(_finished=None) -> None:
+        # also the done-callback of each worker's chunk: the worker takes the next one
+        with lock:
+            if pending:
+                i = pending.popleft()
+                future = executor.submit(_score_chunk, chunks[i], *args)
+                submitted.append((i, future))
+            else:
+                return
+        future.add_done_callback(submit_next)
+
+    for _ in range(n_workers):
+        submit_next()
+    parts: list = [None] * len(chunks)
+    with threadpool_limits(limits=1):
+        while True:
+            with lock:
+                i = pending.popleft() if pending else None
+            if i is None:
+                break
+            parts[i] = _score_chunk(chunks[i], *args)
+    importlib.import_module("sklearn.ensemble")
+    with lock:
+        taken_by_workers = list(submitted)
+    for i, future in taken_by_workers:
+        parts[i] = future.result()
+    return parts
+
+
 def _join_columns(base: pd.DataFrame, columns: dict[str, dict]) -> pd.DataFrame:
     """`base` (the target rows, ordered by origin and fl_date) with every airport's computed
     columns: one DataFrame built once (one per airport, then concatenated, was a fifth of a
@@ -185,8 +235,6 @@ def score_frame(gold: pd.DataFrame, year: int, params: Params | None = None,
 
     `scored.attrs["detector_seconds"]` holds each detector's summed CPU seconds (the pooled
     Isolation Forest under "isolation_forest_panel")."""
-    from joblib import Parallel, delayed
-
     params = params or Params()
     scored_origins = sorted(gold.loc[target_mask(gold, year, period), "origin"].unique())
     gold = gold[gold["origin"].isin(scored_origins)]
@@ -207,20 +255,11 @@ def score_frame(gold: pd.DataFrame, year: int, params: Params | None = None,
     n_chunks = max(1, min(len(order), params.n_jobs * 4))
     chunks = [[(o, groups[o], o in prior_origins) for o in order[i::n_chunks]]
               for i in range(n_chunks)]
+    args = (year, params, originals, only_originals, period)
     if params.n_jobs == 1 or len(chunks) == 1:
-        parts = [_score_chunk(c, year, params, originals, only_originals, period)
-                 for c in chunks]
+        parts = [_score_chunk(c, *args) for c in chunks]
     else:
-        # scikit-learn (for the pooled forest, after the workers) takes ~2 s to import, most
-        # of a month's fixed cost: it loads here while the workers start and score
-        sklearn_import = threading.Thread(target=importlib.import_module,
-                                          args=("sklearn.ensemble",), daemon=True)
-        sklearn_import.start()
-        parts = Parallel(n_jobs=params.n_jobs)(
-            delayed(_score_chunk)(c, year, params, originals, only_originals, period)
-            for c in chunks
-        )
-        sklearn_import.join()
+        parts = _score_beside_workers(chunks, params.n_jobs - 1, args)
     columns = {origin: cols for part in parts for origin, cols in part[0].items()}
     seconds: dict[str, float] = {}
     for part in parts:
