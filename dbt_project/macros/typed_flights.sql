@@ -278,18 +278,17 @@ offset 0
                'late_aircraft_delay']) }}
 {%- endmacro %}
 
-{#- Run inside a model's transaction before its CREATE TABLE AS. PostgreSQL's default
-    parallel_tuple_cost prices sending each of 7 M wide rows from a worker to the leader so
-    high that it plans the casts serially; measured, the parallel plan is ~1.7x faster on 2
-    cores (silver.flights, 7.2 M rows: 40 s against 69 s). The larger work_mem keeps the
-    duplicate-candidate sort in memory. -#}
 {#- The first day of the period a staging line's file covers (`load_year`, `line_no` in scope):
     the month of a BTS monthly file's line, else January 1 of the load year. -#}
 {% macro load_period_start() -%}
     make_date(load_year, greatest(line_no / 100000000, 1)::integer, 1)
 {%- endmacro %}
 
-
+{#- Run inside a model's transaction before its CREATE TABLE AS. PostgreSQL's default
+    parallel_tuple_cost prices sending each of 7 M wide rows from a worker to the leader so
+    high that it plans the casts serially; measured, the parallel plan is ~1.7x faster on 2
+    cores (silver.flights, 7.2 M rows: 40 s against 69 s). The larger work_mem keeps the
+    duplicate-candidate sort in memory. -#}
 {% macro parallel_plan_settings(work_mem='256MB') -%}
     set local parallel_tuple_cost = 0.001; set local work_mem = '{{ work_mem }}'
 {%- endmacro %}
