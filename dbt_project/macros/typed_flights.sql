@@ -120,10 +120,10 @@
         late_aircraft_delay as late_aircraft_delay_raw,
         plain_casts,
         -- The days the line's file covers: its load year (a yearly file), or its month (a BTS
-        -- monthly file: lines month * 100 000 000 + 1, 2, ...; loaders/bts_format.py). Every
-        -- accepted flight is in its file's period, so a month's flights are its line range.
+        -- monthly file: macros/year_filter.sql, month_line_base). Every accepted flight is in
+        -- its file's period, so a month's flights are its line range.
         {{ load_period_start() }} as period_start,
-        case when line_no >= 100000000
+        case when line_no >= {{ month_line_base() }}
              then ({{ load_period_start() }} + interval '1 month')::date
              else make_date(load_year + 1, 1, 1) end as period_end,
         -- Keeps this layer from being flattened into the ones above (see the macro's comment).
@@ -164,10 +164,10 @@
              else nullif(concat_ws('; ',
             case when fl_date_raw is null then 'fl_date is missing'
                  when fl_date is null then format('fl_date %s is not a real YYYY-MM-DD date', fl_date_raw)
-                 when line_no >= 100000000 and not (fl_date >= period_start and fl_date < period_end)
-                     then format('fl_date %s is outside the load month %s', fl_date_raw, to_char(period_start, 'YYYY-MM'))
                  when not (fl_date >= period_start and fl_date < period_end)
-                     then format('fl_date %s is outside the load year %s', fl_date_raw, load_year)
+                     then case when line_no >= {{ month_line_base() }}
+                               then format('fl_date %s is outside the load month %s', fl_date_raw, to_char(period_start, 'YYYY-MM'))
+                               else format('fl_date %s is outside the load year %s', fl_date_raw, load_year) end
             end,
             case when op_carrier is null then format('op_carrier %s is not a 2-character carrier code', coalesce(op_carrier_raw, '(missing)')) end,
             case when origin is null then format('origin %s is not a 3-character airport code', coalesce(origin_raw, '(missing)')) end,
@@ -281,7 +281,7 @@ offset 0
 {#- The first day of the period a staging line's file covers (`load_year`, `line_no` in scope):
     the month of a BTS monthly file's line, else January 1 of the load year. -#}
 {% macro load_period_start() -%}
-    make_date(load_year, greatest(line_no / 100000000, 1)::integer, 1)
+    make_date(load_year, greatest(line_no / {{ month_line_base() }}, 1)::integer, 1)
 {%- endmacro %}
 
 {#- Run inside a model's transaction before its CREATE TABLE AS. PostgreSQL's default

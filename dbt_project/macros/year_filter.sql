@@ -59,9 +59,15 @@
     {{ return(text | int) }}
 {%- endmacro %}
 
+{#- A BTS month's staging lines are month * month_line_base() + 1, 2, ... (MONTH_LINE_BASE in
+    loaders/bts_format.py); a yearly file's lines are all below it. -#}
+{% macro month_line_base() -%}
+    {{ return(100000000) }}
+{%- endmacro %}
+
 {% macro month_line_range() -%}
     {%- set m = build_month() -%}
-    {{ return(none if m is none else [m * 100000000, (m + 1) * 100000000]) }}
+    {{ return(none if m is none else [m * month_line_base(), (m + 1) * month_line_base()]) }}
 {%- endmacro %}
 
 {#- A WHERE condition restricting `column` (a staging/silver line_no) to the month being built. -#}

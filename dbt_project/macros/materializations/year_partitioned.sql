@@ -171,7 +171,7 @@
     laid out by month: it is rebuilt whole (a month build then says so). -#}
 {% macro year_partitioned_split_months(target, year, partition) -%}
     {%- set whole = year_partitioned_child(target, year, '__dbt_whole') -%}
-    {%- set probe = run_query("select coalesce(min(line_no) >= 100000000, true) from " ~ partition) -%}
+    {%- set probe = run_query("select coalesce(min(line_no) >= " ~ month_line_base() ~ ", true) from " ~ partition) -%}
     {%- if not probe.rows[0][0] -%}
         {{ exceptions.raise_compiler_error(
             partition ~ " holds yearly (Kaggle) lines: it cannot take a BTS month. Build the "
@@ -187,7 +187,7 @@
         {%- for m in range(1, 13) %}
         create table {{ year_partitioned_child(target, year, '_' ~ ('%02d' | format(m))) }}
             partition of {{ partition }}
-            for values from ({{ m * 100000000 }}) to ({{ (m + 1) * 100000000 }});
+            for values from ({{ m * month_line_base() }}) to ({{ (m + 1) * month_line_base() }});
         {%- endfor %}
         insert into {{ partition }} select * from {{ whole }};
         drop table {{ whole }};
